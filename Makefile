@@ -1,0 +1,39 @@
+# samlora: environment setup, demo and tests.
+#   make demo   set up .venv (if needed) and run the CPU demo through Snakemake
+#   make test   set up .venv (if needed) and run the default test suite
+# Setup follows the toolchain recipe: torch + torchvision first, then the rest with
+# SAM2_BUILD_CUDA=0 and --no-build-isolation (sam2 ships an sdist that would otherwise try
+# to build a CUDA extension against a second copy of torch).
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.samlora-installed
+CORES  ?= 2
+
+.PHONY: venv demo test test-all bench clean-demo
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==25.3" "setuptools==80.9.0" "wheel==0.45.1"
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install --quiet --no-build-isolation \
+		-c requirements.lock -r requirements.txt
+	$(BIN)/pip install --quiet --no-build-isolation --no-deps -e .
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+demo: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile workflow/profiles/local \
+		--configfile params.yaml presets/demo.yaml --cores $(CORES) all
+
+test: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not gpu" -q
+
+test-all: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+bench: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_train_step.py --out benchmarks/results.json

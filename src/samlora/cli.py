@@ -1,0 +1,115 @@
+"""One command per workflow step; every Snakemake rule calls one of these.
+
+Each step reads params.yaml (plus presets given with repeated ``--params``), takes Hydra
+overrides as trailing ``key=value`` words, and writes its resolved config beside its outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from samlora.config import ConfigError, load_config, save_config, select
+
+log = logging.getLogger("samlora")
+
+STEPS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
+
+
+def step(name: str, help_text: str) -> Callable:
+    """Register ``run_<name>`` and its argument builder as a CLI step."""
+    def wrap(add_args: Callable[[argparse.ArgumentParser], None]) -> Callable:
+        STEPS[name] = (help_text, add_args)
+        return add_args
+    return wrap
+
+
+@step("download", "fetch one dataset (mirror, official archive, or placed files)")
+def _download_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+
+
+@step("prepare", "convert one dataset to native-resolution PNGs + index.csv")
+def _prepare_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+
+
+@step("train", "train one method on one dataset with one seed (resumes after a kill)")
+def _train_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", required=True)
+    p.add_argument("--train-set", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
+
+
+@step("predict", "write probability maps of a trained run on a test set, at native size")
+def _predict_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, help="run folder of the train step")
+    p.add_argument("--test-set", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
+
+
+@step("evaluate", "metrics per image inside the FOV (Dice, IoU, AUC, clDice)")
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pred", type=Path, required=True, help="folder holding probs/")
+    p.add_argument("--test-set", required=True)
+
+
+@step("aggregate", "summarise per-image metrics over images and seeds")
+def _aggregate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=Path, nargs="+", required=True)
+    p.add_argument("--out-csv", type=Path, required=True)
+    p.add_argument("--out-json", type=Path, required=True)
+
+
+@step("report", "render a notebook of tables and figures (papermill + HTML)")
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--notebook", type=Path, required=True, help="template .ipynb")
+    p.add_argument("--summary", type=Path, required=True)
+    p.add_argument("--inputs", type=Path, nargs="+", required=True,
+                   help="metrics_per_image.csv files")
+    p.add_argument("--example-run", type=Path, required=True,
+                   help="results/<study>/<method>/<train>/seed<k>/<test> folder to show")
+    p.add_argument("--out", type=Path, required=True, help="executed .ipynb (HTML beside it)")
+
+
+@step("params", "print parameter counts of methods on their real-size backbones")
+def _params_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", action="append", help="method id (repeatable); default all")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m samlora", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    for name, (help_text, add_args) in STEPS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--params", type=Path, action="append",
+                       help="params file; repeat to add presets on top (default: params.yaml)")
+        add_args(p)
+        p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lr=3e-4")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m samlora``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.params or [Path("params.yaml")], args.overrides)
+        from samlora import steps
+
+        getattr(steps, f"run_{args.step}")(cfg, args)
+    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+        log.error("%s", err)
+        return 2
+    return 0
+
+

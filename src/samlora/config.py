@@ -1,0 +1,176 @@
+"""Load params.yaml (+ presets) and apply Hydra overrides: the one place config is composed.
+
+Order of precedence, lowest first: ``params.yaml``, each preset file (override files such as
+``presets/demo.yaml``), then Hydra command-line overrides (``train.lr=3e-4``). The merged
+result is validated against ``workflow/schemas/params.schema.yaml`` (unknown keys are errors)
+and cross-checked (methods name known backbones, protocols name known datasets).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from samlora.utils.io import write_text
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A params file, preset or override is malformed or names something unknown."""
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def merge_files(paths: Sequence[Path]) -> DictConfig:
+    """Merge params files in order; each later file overrides keys of the earlier ones."""
+    if not paths:
+        raise ConfigError("no params file given")
+    base = OmegaConf.create(_load_yaml(Path(paths[0])))
+    for path in paths[1:]:
+        preset = OmegaConf.create(_load_yaml(Path(path)))
+        _check_known_keys(base, preset, str(path))
+        base = OmegaConf.merge(base, preset)
+    return base
+
+
+def _check_known_keys(base: Any, over: Any, where: str, prefix: str = "") -> None:
+    """Reject preset keys that params.yaml does not define (typos would otherwise be ignored)."""
+    if not isinstance(over, DictConfig) or not isinstance(base, DictConfig):
+        return
+    for key in over:
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            raise ConfigError(f"{where}: unknown params key '{dotted}' (not in params.yaml)")
+        _check_known_keys(base[key], over[key], where, f"{dotted}.")
+
+
+@contextlib.contextmanager
+def _fresh_global_hydra() -> Iterator[None]:
+    """Compose with our own Hydra instance, then restore any global one (sam2 sets one)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    gh = GlobalHydra.instance()
+    saved = gh.hydra if gh.is_initialized() else None
+    gh.clear()
+    try:
+        yield
+    finally:
+        gh.clear()
+        if saved is not None:
+            gh.initialize(saved)
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Apply Hydra override strings (``key=value``, ``+key=value``, ``~key``) to ``cfg``."""
+    if not overrides:
+        return cfg
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    with tempfile.TemporaryDirectory(prefix="samlora-cfg-") as tmp:
+        Path(tmp, "params.yaml").write_text(OmegaConf.to_yaml(cfg))
+        with _fresh_global_hydra(), initialize_config_dir(config_dir=tmp, version_base="1.3"):
+            try:
+                out = compose(config_name="params", overrides=list(overrides))
+            except (HydraException, OmegaConfBaseException) as err:
+                raise ConfigError(f"bad override in {list(overrides)}: {err}") from err
+    OmegaConf.set_struct(out, False)
+    return out
+
+
+def validate(cfg: DictConfig, source: str = "params") -> None:
+    """Check ``cfg`` against the params schema and its internal references."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    data = OmegaConf.to_container(cfg, resolve=True)
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(data), key=str)
+    if errors:
+        err = errors[0]
+        key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        raise ConfigError(f"{source}: key '{key}': {err.message}")
+    _check_references(cfg, source)
+
+
+def _check_references(cfg: DictConfig, source: str) -> None:
+    for name in cfg.study.methods:
+        if name not in cfg.methods:
+            raise ConfigError(f"{source}: study.methods names unknown method '{name}'")
+    for name, method in cfg.methods.items():
+        if method.backbone not in cfg.backbones:
+            raise ConfigError(
+                f"{source}: methods.{name}.backbone names unknown backbone '{method.backbone}'"
+            )
+    for proto in cfg.study.protocols:
+        for ds in [proto.train, *proto.test]:
+            if ds not in cfg.data.datasets:
+                raise ConfigError(
+                    f"{source}: protocol '{proto.name}' uses dataset '{ds}', "
+                    f"which is not in data.datasets {list(cfg.data.datasets)}"
+                )
+
+
+def load_config(
+    params: Sequence[str | Path] = ("params.yaml",), overrides: Sequence[str] = ()
+) -> DictConfig:
+    """Compose params.yaml, presets and Hydra overrides into one validated config.
+
+    Args:
+        params: params.yaml first, then preset files, each overriding the ones before.
+        overrides: Hydra override strings applied last.
+
+    Returns:
+        The merged config (plain, non-struct DictConfig).
+    """
+    paths = [Path(p) for p in params]
+    cfg = apply_overrides(merge_files(paths), overrides)
+    validate(cfg, source=" + ".join(str(p) for p in paths))
+    return cfg
+
+
+def select(cfg: DictConfig, keys: Sequence[str]) -> dict[str, Any]:
+    """The parts of ``cfg`` named by dotted ``keys`` as a nested plain dict."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        if isinstance(value, DictConfig) or OmegaConf.is_list(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def save_config(cfg: Mapping[str, Any] | DictConfig, path: str | Path) -> None:
+    """Write a resolved config as YAML beside a step's outputs (atomically)."""
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    text = yaml.safe_dump(dict(cfg), sort_keys=False)
+    path = Path(path)
+    if path.is_file() and path.read_text() == text:
+        return  # unchanged: keep the file (and its mtime) as it is
+    write_text(path, text)

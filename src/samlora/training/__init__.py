@@ -1,0 +1,1 @@
+"""Training: optimiser and schedule, resumable loop, run checkpoints."""

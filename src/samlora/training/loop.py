@@ -1,0 +1,235 @@
+"""The training loop: AdamW + cosine, gradient accumulation and clipping, resumable epochs."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from samlora.config import save_config
+from samlora.training.optim import build_optimizer, build_scheduler
+from samlora.training.progress import progress
+from samlora.training.state import (
+    WEIGHTS,
+    frozen_fingerprint,
+    load_resume_state,
+    save_resume_state,
+    save_weights,
+)
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def run_config(cfg: Any, method: str, train_set: str, seed: int) -> dict[str, Any]:
+    """Everything that defines one training run, as saved in its config.yaml."""
+    from omegaconf import OmegaConf
+
+    m = cfg.methods[method]
+    return {
+        "method": method,
+        "train_set": train_set,
+        "seed": seed,
+        "method_cfg": OmegaConf.to_container(m, resolve=True),
+        "backbone": m.backbone,
+        "backbone_cfg": OmegaConf.to_container(cfg.backbones[m.backbone], resolve=True),
+        "train": OmegaConf.to_container(cfg.train, resolve=True),
+        "data": {"processed_dir": cfg.data.processed_dir},
+    }
+
+
+def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
+    """Build the run's model; the seed fixes random-weight backbones for train and predict."""
+    from samlora.models.segmenter import build_segmenter
+
+    torch.manual_seed(rc["seed"])
+    return build_segmenter(rc["method_cfg"], rc["backbone_cfg"], models_dir=models_dir)
+
+
+def _loaders(rc: dict[str, Any], size: int) -> tuple[Any, Any]:
+    from samlora.data.datasets import SegmentationDataset, carve_val
+
+    processed = Path(rc["data"]["processed_dir"]) / rc["train_set"]
+    index = pd.read_csv(processed / "index.csv", dtype={"case": str})
+    cases = sorted(index.loc[index["split"] == "train", "case"])
+    train_cases, val_cases = carve_val(cases, rc["train"]["val_fraction"], rc["seed"])
+    log.info("train on %d cases, validate on %d", len(train_cases), len(val_cases))
+    aug = rc["train"]["augment"]
+    train_ds = SegmentationDataset(processed, cases=train_cases, size=size, augment=aug,
+                                   seed=rc["seed"])
+    val_ds = SegmentationDataset(processed, cases=val_cases, size=size) if val_cases else None
+    return train_ds, val_ds
+
+
+def _loader(ds: Any, rc: dict[str, Any], shuffle_seed: int | None) -> DataLoader:
+    gen = None
+    if shuffle_seed is not None:
+        gen = torch.Generator().manual_seed(shuffle_seed)
+    return DataLoader(ds, batch_size=rc["train"]["batch_size"], shuffle=gen is not None,
+                      generator=gen, num_workers=rc["train"]["num_workers"],
+                      persistent_workers=False)
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
+             device: torch.device) -> dict[str, float]:
+    """Mean loss and FOV-restricted Dice (threshold 0.5) over an un-augmented loader."""
+    model.eval()
+    losses, dices = [], []
+    for batch in loader:
+        logits = model(batch["image"].to(device))
+        target, fov = batch["mask"].to(device), batch["fov"].to(device)
+        losses.append(loss_fn(logits, target)[0].item())
+        pred = (logits > 0).float() * fov
+        gt = target * fov
+        inter = (pred * gt).sum(dim=(1, 2, 3))
+        denom = pred.sum(dim=(1, 2, 3)) + gt.sum(dim=(1, 2, 3))
+        dices.extend(torch.where(denom > 0, 2 * inter / denom.clamp_min(1e-9),
+                                 torch.ones_like(denom)).tolist())
+    return {"val_loss": float(np.mean(losses)), "val_dice": float(np.mean(dices))}
+
+
+def _set_epoch(ds: Any, epoch: int) -> None:
+    if hasattr(ds, "set_epoch"):
+        ds.set_epoch(epoch)
+
+
+def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
+                    opt: torch.optim.Optimizer, sched: Any, rc: dict[str, Any],
+                    device: torch.device, desc: str) -> float:
+    """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss."""
+    model.train()
+    accum, clip = rc["train"]["grad_accum"], rc["train"]["grad_clip"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    total, n = 0.0, len(loader)
+    opt.zero_grad(set_to_none=True)
+    for i, batch in enumerate(progress(loader, n, desc, rc["train"]["log_every"])):
+        logits = model(batch["image"].to(device))
+        loss, _ = loss_fn(logits, batch["mask"].to(device))
+        (loss / accum).backward()
+        total += loss.item()
+        if (i + 1) % accum == 0 or i + 1 == n:
+            if clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+    return total / max(n, 1)
+
+
+def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
+              models_dir: Path = Path("models/pretrained")) -> dict[str, Any]:
+    """Train one method on one dataset with one seed; resume from ``run_dir/last.pt``.
+
+    Writes ``run_dir/config.yaml``, ``run_dir/dvclive/`` (metrics per epoch),
+    ``run_dir/last.pt`` after every epoch and ``run_dir/adapter.safetensors`` at the end.
+
+    Returns:
+        The final history row (epoch, train_loss, val_loss, val_dice, lr).
+    """
+    from samlora.losses import build_loss
+    from samlora.models.segmenter import count_parameters, trainable_state_dict
+
+    run_dir = Path(run_dir)
+    rc = run_config(cfg, method, train_set, seed)
+    save_config(rc, run_dir / "config.yaml")
+    device = pick_device(rc["train"]["device"])
+    seed_everything(seed)
+    model = build_run_model(rc, models_dir)
+    fingerprint = frozen_fingerprint(model)
+    counts = count_parameters(model)
+    log.info("method %s on %s, seed %d: %s trainable of %s (%.2f %%)", method, train_set, seed,
+             f"{counts['trainable']:,}", f"{counts['total']:,}", counts["trainable_pct"])
+    model.to(device)
+    train_ds, val_ds = _loaders(rc, model.img_size)
+    loss_fn = build_loss(rc["method_cfg"]["loss"])
+    epochs, accum = rc["train"]["epochs"], rc["train"]["grad_accum"]
+    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / rc["train"]["batch_size"]) / accum)
+    opt = build_optimizer(model.parameters(), rc["train"]["lr"], rc["train"]["weight_decay"])
+    sched = build_scheduler(opt, epochs * steps_per_epoch, rc["train"]["warmup_steps"],
+                            rc["train"]["lr"], rc["train"]["min_lr"])
+    start, history = _maybe_resume(run_dir, model, opt, sched, fingerprint)
+    live = _live(run_dir, resume=start > 0)
+    for epoch in range(start, epochs):
+        _set_epoch(train_ds, epoch)
+        loader = _loader(train_ds, rc, shuffle_seed=seed * 100_003 + epoch)
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        row["train_loss"] = train_one_epoch(model, loader, loss_fn, opt, sched, rc, device,
+                                            f"epoch {epoch + 1}/{epochs}")
+        if val_ds is not None:
+            row.update(validate(model, _loader(val_ds, rc, None), loss_fn, device))
+        history.append(row)
+        log.info("epoch %d/%d: %s", epoch + 1, epochs,
+                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        _log_live(live, row)
+        save_resume_state(run_dir, {
+            "epoch": epoch + 1, "model": trainable_state_dict(model),
+            "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "torch_rng": torch.get_rng_state(), "history": history,
+            "fingerprint": fingerprint,
+        })
+    if live is not None:
+        live.end()
+    manifest = {"method": method, "train_set": train_set, "seed": seed,
+                "backbone": rc["backbone"], "frozen_sha256": fingerprint,
+                "trainable": counts["trainable"], "epochs": epochs}
+    save_weights(run_dir / WEIGHTS, trainable_state_dict(model), manifest)
+    return history[-1] if history else {}
+
+
+def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
+                  fingerprint: str) -> tuple[int, list[dict[str, float]]]:
+    from samlora.models.segmenter import load_trainable_state_dict
+
+    state = load_resume_state(run_dir)
+    if state is None:
+        return 0, []
+    if state["fingerprint"] != fingerprint:
+        raise RuntimeError(f"{run_dir / 'last.pt'}: was written for a different base model; "
+                           "delete it (or the run folder) to start over")
+    load_trainable_state_dict(model, state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["torch_rng"])
+    log.info("resuming %s from epoch %d", run_dir, state["epoch"])
+    return int(state["epoch"]), list(state["history"])
+
+
+def _live(run_dir: Path, resume: bool) -> Any:
+    try:
+        from dvclive import Live
+    except ImportError:  # dvclive is optional for library use
+        return None
+    return Live(dir=str(run_dir / "dvclive"), resume=resume, save_dvc_exp=False,
+                dvcyaml=None, report=None)
+
+
+def _log_live(live: Any, row: dict[str, float]) -> None:
+    if live is None:
+        return
+    for key, value in row.items():
+        if key != "epoch":
+            live.log_metric(key, value)
+    live.next_step()

@@ -1,0 +1,28 @@
+# Data: fetch each dataset (mirror, official archive, or files placed after registration),
+# then convert it to native-resolution PNGs + index.csv.
+
+
+rule download_dataset:
+    output:
+        "data/raw/{dataset}/source.json",
+    params:
+        tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir"),
+    log:
+        "logs/download_dataset/{dataset}.log",
+    shell:
+        "python -m samlora download {PARAMS_ARGS} --dataset {wildcards.dataset} > {log} 2>&1"
+
+
+rule prepare_dataset:
+    input:
+        "data/raw/{dataset}/source.json",
+    output:
+        "data/processed/{dataset}/index.csv",
+    params:
+        tracked=lambda wildcards: tracked("data.fov", "data.processed_dir"),
+    log:
+        "logs/prepare_dataset/{dataset}.log",
+    resources:
+        mem_mb=4000,
+    shell:
+        "python -m samlora prepare {PARAMS_ARGS} --dataset {wildcards.dataset} > {log} 2>&1"
