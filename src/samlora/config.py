@@ -76,9 +76,10 @@ def _fresh_global_hydra() -> Iterator[None]:
     try:
         yield
     finally:
-        gh.clear()
+        # hydra's initialize_* context swaps the singleton object on exit: fetch it again
+        GlobalHydra.instance().clear()
         if saved is not None:
-            gh.initialize(saved)
+            GlobalHydra.instance().initialize(saved)
 
 
 def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:

@@ -1,0 +1,88 @@
+"""Config composition: params.yaml + presets + Hydra overrides, schema validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from samlora.config import ConfigError, load_config, save_config, select
+
+
+def test_params_yaml_validates(repo_root: Path) -> None:
+    cfg = load_config([repo_root / "params.yaml"])
+    assert cfg.study.seeds == [0, 1, 2]
+    assert cfg.methods.topolora_sam.lora.r == 8
+
+
+def test_preset_overrides_and_hydra_overrides_apply_in_order(repo_root: Path) -> None:
+    cfg = load_config([repo_root / "params.yaml", repo_root / "presets/demo.yaml"],
+                      ["train.lr=0.25", "study.seeds=[4,5]"])
+    assert cfg.methods.topolora_sam.backbone == "sam_tiny"  # from the preset
+    assert cfg.methods.topolora_sam.lora.r == 8              # untouched by the preset
+    assert cfg.train.lr == 0.25 and list(cfg.study.seeds) == [4, 5]
+
+
+def test_demo_preset_is_an_override_not_a_copy(repo_root: Path) -> None:
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    preset = yaml.safe_load((repo_root / "presets/demo.yaml").read_text())
+    assert set(preset) < set(params)
+    assert "backbones" not in preset and "evaluate" not in preset
+
+
+def test_unknown_override_key_names_the_key(repo_root: Path) -> None:
+    with pytest.raises(ConfigError, match="train.lrr"):
+        load_config([repo_root / "params.yaml"], ["train.lrr=1"])
+
+
+def test_unknown_key_in_params_file_names_the_key(repo_root: Path, tmp_path: Path) -> None:
+    data = yaml.safe_load((repo_root / "params.yaml").read_text())
+    data["train"]["epochz"] = 3
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="epochz"):
+        load_config([bad])
+
+
+def test_unknown_key_in_preset_names_file_and_key(repo_root: Path, tmp_path: Path) -> None:
+    preset = tmp_path / "typo.yaml"
+    preset.write_text("train:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml.*train.learning_rate"):
+        load_config([repo_root / "params.yaml", preset])
+
+
+def test_bad_value_and_dangling_reference(repo_root: Path) -> None:
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config([repo_root / "params.yaml"], ["train.epochs=0"])
+    with pytest.raises(ConfigError, match="unknown backbone 'sam_vit_z'"):
+        load_config([repo_root / "params.yaml"], ["methods.decoder_only.backbone=sam_vit_z"])
+    with pytest.raises(ConfigError, match="unknown method 'nope'"):
+        load_config([repo_root / "params.yaml"], ["study.methods=[nope]"])
+
+
+def test_missing_params_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config([tmp_path / "absent.yaml"])
+
+
+def test_select_and_save_config_round_trip(repo_root: Path, tmp_path: Path) -> None:
+    cfg = load_config([repo_root / "params.yaml"])
+    part = select(cfg, ["train.lr", "data.fov"])
+    assert part == {"train": {"lr": 1e-4}, "data": {"fov": dict(cfg.data.fov)}}
+    out = tmp_path / "config.yaml"
+    save_config(part, out)
+    mtime = out.stat().st_mtime_ns
+    save_config(part, out)  # unchanged content keeps the file as it is
+    assert out.stat().st_mtime_ns == mtime
+    assert yaml.safe_load(out.read_text()) == part
+
+
+def test_global_hydra_of_another_library_survives(repo_root: Path) -> None:
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(repo_root / "workflow/schemas"), version_base="1.3"):
+        outer = GlobalHydra.instance().hydra
+        load_config([repo_root / "params.yaml"], ["train.lr=0.5"])
+        assert GlobalHydra.instance().hydra is outer
