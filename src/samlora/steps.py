@@ -92,6 +92,7 @@ def run_report(cfg: DictConfig, args: argparse.Namespace) -> None:
         "example_case": cfg.report.example_case,
         "threshold": float(cfg.evaluate.threshold),
         "figures_dir": str((args.out.parent / "figures").resolve()),
+        "tables_dir": str((args.out.parent / "tables").resolve()),
     }
     save_config(select(cfg, ["report", "evaluate.threshold"]),
                 args.out.with_name(args.out.stem + "_config.yaml"))

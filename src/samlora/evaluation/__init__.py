@@ -1,0 +1,1 @@
+"""Evaluation: per-image metrics inside the FOV, then aggregation over images and seeds."""

@@ -1,0 +1,143 @@
+"""Aggregate per-image metrics: mean over images within a seed, then mean ± std over seeds."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from samlora.evaluation.evaluate import META_COLUMNS
+from samlora.utils.io import atomic_path, write_json
+
+log = logging.getLogger(__name__)
+
+#: One summary row per combination of these.
+GROUP_COLUMNS = ("method", "train_set", "test_set")
+_ID_COLUMNS = (*META_COLUMNS, "case")
+
+
+def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Turn a glob pattern (``**`` allowed), a path or a list of paths into sorted paths.
+
+    Raises:
+        FileNotFoundError: a glob matches nothing or a listed file does not exist.
+    """
+    if isinstance(paths, (str, Path)):
+        text = str(paths)
+        if glob.has_magic(text):
+            found = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            if not found:
+                raise FileNotFoundError(f"no per-image metrics file matches {text}")
+            return found
+        paths = [text]
+    out = [Path(p) for p in paths]
+    absent = [str(p) for p in out if not p.is_file()]
+    if absent:
+        raise FileNotFoundError(f"per-image metrics file(s) not found: {', '.join(absent)}")
+    return out
+
+
+def metric_columns(per_image: pd.DataFrame) -> list[str]:
+    """Numeric columns that are not run identity or case: the metrics, in file order."""
+    return [c for c in per_image.columns
+            if c not in _ID_COLUMNS and pd.api.types.is_numeric_dtype(per_image[c])]
+
+
+def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Read and concatenate per-image CSVs written by ``evaluate_predictions``.
+
+    Args:
+        paths: a glob pattern, one path, or a list of paths.
+
+    Returns:
+        One row per (method, train_set, test_set, seed, case); identity columns as str.
+
+    Raises:
+        ValueError: no file given, a file lacks an identity column, or a row appears twice.
+    """
+    files = expand_paths(paths)
+    if not files:
+        raise ValueError("no per-image metrics files given")
+    frames = []
+    for path in files:
+        frame = pd.read_csv(path, dtype={c: str for c in _ID_COLUMNS}, keep_default_na=True)
+        missing = [c for c in _ID_COLUMNS if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{path} lacks column(s) {missing}")
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    dup = table.duplicated(list(_ID_COLUMNS), keep=False)
+    if dup.any():
+        first = table.loc[dup, list(_ID_COLUMNS)].iloc[0].to_dict()
+        raise ValueError(f"{int(dup.sum())} duplicated per-image rows, e.g. {first}: "
+                         "was a file listed twice?")
+    return table
+
+
+def summarize_runs(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Summary table from a per-image table (see :func:`aggregate` for its columns)."""
+    metrics = metric_columns(per_image)
+    keys = list(GROUP_COLUMNS)
+    per_seed = per_image.groupby([*keys, "seed"], sort=True)[metrics].mean()
+    counts = per_image.groupby([*keys, "seed"], sort=True)["case"].nunique()
+    for key, group in counts.groupby(level=keys):
+        if group.nunique() > 1:
+            log.warning("%s: seeds were evaluated on different numbers of images: %s",
+                        "/".join(key), group.to_dict())
+    stats = per_seed.groupby(level=keys, sort=True)[metrics].agg(["mean", "std"])
+    stats.columns = [f"{m}_{s}" for m, s in stats.columns]
+    stats["n_seeds"] = per_seed.groupby(level=keys).size()
+    stats["n_images"] = per_image.groupby(keys)["case"].nunique()
+    return stats.reset_index()
+
+
+def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
+    """``{method: {train_set: {test_set: {metric: mean, metric_std: std, n_seeds, n_images}}}}``.
+
+    DVC flattens this to keys such as ``topolora_sam.drive.chase_db1.dice``; nan is None.
+    """
+    metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    out: dict[str, dict] = {}
+    for row in summary.to_dict("records"):
+        leaf: dict[str, float | int | None] = {}
+        for m in metrics:
+            leaf[m] = _json_float(row[f"{m}_mean"])
+            leaf[f"{m}_std"] = _json_float(row[f"{m}_std"])
+        leaf["n_seeds"] = int(row["n_seeds"])
+        leaf["n_images"] = int(row["n_images"])
+        out.setdefault(row["method"], {}).setdefault(row["train_set"], {})[row["test_set"]] = leaf
+    return out
+
+
+def _json_float(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path) -> pd.DataFrame:
+    """Summarise per-image metrics over images, then over seeds, and write them atomically.
+
+    For each (method, train_set, test_set) and each metric: the mean over images is taken
+    per seed (images with nan, e.g. a one-class AUC, are skipped), then the mean and the
+    sample standard deviation (ddof=1; nan for a single seed) over seeds.
+
+    Args:
+        per_image_csvs: ``metrics_per_image.csv`` files (or a glob pattern).
+        out_csv: summary table; columns ``method, train_set, test_set``, then
+            ``<metric>_mean, <metric>_std`` per metric, ``n_seeds``, ``n_images``.
+        out_json: DVC metrics file, nested as in :func:`summary_to_nested`.
+
+    Returns:
+        The summary table written to ``out_csv``.
+    """
+    per_image = read_per_image(per_image_csvs)
+    summary = summarize_runs(per_image)
+    with atomic_path(out_csv) as tmp:
+        summary.to_csv(tmp, index=False)
+    write_json(out_json, summary_to_nested(summary))
+    log.info("aggregated %d per-image rows into %d summary rows", len(per_image), len(summary))
+    return summary

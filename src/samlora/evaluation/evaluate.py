@@ -1,0 +1,171 @@
+"""Evaluate one run's probability maps on one prepared test set, image by image."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from samlora.evaluation.metrics import check_metric_names, compute_metrics
+from samlora.utils.io import atomic_path, read_prob_png, write_json
+
+log = logging.getLogger(__name__)
+
+#: Columns that identify a run; every per-image CSV starts with these, then ``case``.
+META_COLUMNS = ("method", "train_set", "test_set", "seed")
+PER_IMAGE_CSV = "metrics_per_image.csv"
+METRICS_JSON = "metrics.json"
+
+
+def read_mask_png(path: Path) -> np.ndarray:
+    """Read an 8-bit 0/255 mask (any PIL-readable image) as H×W bool (grey value >= 128)."""
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L")) >= 128
+
+
+def load_test_cases(processed_dir: Path) -> pd.DataFrame:
+    """Rows of ``processed_dir/index.csv`` whose split is ``test``, in file order.
+
+    Raises:
+        FileNotFoundError: no index.csv in ``processed_dir``.
+        ValueError: the index lacks a required column or has no test case.
+    """
+    index_path = Path(processed_dir) / "index.csv"
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{index_path} not found: prepare the dataset first")
+    index = pd.read_csv(index_path, dtype=str, keep_default_na=False)
+    missing = {"case", "split", "mask", "fov"} - set(index.columns)
+    if missing:
+        raise ValueError(f"{index_path} lacks column(s) {sorted(missing)}")
+    test = index[index["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise ValueError(f"{index_path} has no case with split 'test'")
+    return test
+
+
+def _prob_paths(cases: Sequence[str], probs_dir: Path) -> list[Path]:
+    """Prediction path of each case; FileNotFoundError naming every missing one."""
+    paths = [Path(probs_dir) / f"{case}.png" for case in cases]
+    absent = [str(p) for p in paths if not p.is_file()]
+    if absent:
+        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise FileNotFoundError(f"missing prediction(s) for {len(absent)} test case(s): {shown}")
+    return paths
+
+
+def _evaluate_case(
+    row: Mapping[str, str],
+    processed_dir: Path,
+    prob_path: Path,
+    threshold: float,
+    metrics: Sequence[str],
+) -> dict[str, float]:
+    """Metrics of one test case; ValueError naming the file on a size mismatch."""
+    mask_path = processed_dir / row["mask"]
+    gt = read_mask_png(mask_path)
+    prob = read_prob_png(prob_path)
+    if prob.shape != gt.shape:
+        raise ValueError(
+            f"prediction {prob_path} is {prob.shape[1]}×{prob.shape[0]} (w×h) but its mask "
+            f"{mask_path} is {gt.shape[1]}×{gt.shape[0]}: predictions must be at native size"
+        )
+    fov = None
+    if row["fov"]:
+        fov_path = processed_dir / row["fov"]
+        fov = read_mask_png(fov_path)
+        if fov.shape != gt.shape:
+            raise ValueError(
+                f"FOV mask {fov_path} is {fov.shape} but mask {mask_path} is {gt.shape}")
+    return compute_metrics(prob, gt, fov, threshold=threshold, names=metrics)
+
+
+def summarize(per_image: pd.DataFrame, metrics: Sequence[str]) -> dict[str, object]:
+    """Mean and sample std (ddof=1) of each metric over images; images with nan are skipped.
+
+    Returns:
+        ``{metric: {"mean": m, "std": s, "n": k}, ..., "n": images}``; nan becomes None.
+    """
+    out: dict[str, object] = {"n": int(len(per_image))}
+    for name in metrics:
+        col = per_image[name].astype(float)
+        out[name] = {
+            "mean": _json_float(col.mean()),
+            "std": _json_float(col.std(ddof=1)),
+            "n": int(col.notna().sum()),
+        }
+    return out
+
+
+def _json_float(x: float) -> float | None:
+    """A float for JSON: nan/inf become None (JSON has no nan; DVC would choke on it)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def evaluate_predictions(
+    processed_dir: Path,
+    probs_dir: Path,
+    out_dir: Path,
+    threshold: float,
+    metrics: Sequence[str],
+    meta: Mapping[str, str],
+    *,
+    workers: int | None = None,
+) -> pd.DataFrame:
+    """Evaluate every test case of a prepared dataset against its predicted probabilities.
+
+    Args:
+        processed_dir: ``data/processed/<test_set>/`` holding ``index.csv``.
+        probs_dir: folder of ``<case>.png`` 16-bit probability maps at native size.
+        out_dir: where ``metrics_per_image.csv`` and ``metrics.json`` are written
+            (atomically).
+        threshold: a pixel is predicted vessel when its probability is >= threshold.
+        metrics: metric names (see :mod:`samlora.evaluation.metrics`).
+        meta: run identity; must hold ``method``, ``train_set``, ``test_set``, ``seed``
+            (extra keys become extra columns after these).
+        workers: threads over images; default ``min(4, cpu count)``.
+
+    Returns:
+        The per-image table: meta columns, ``case``, then one column per metric.
+
+    Raises:
+        FileNotFoundError: index.csv or a prediction is missing (the message names it).
+        ValueError: a prediction's size differs from its mask, or ``meta`` is incomplete.
+    """
+    processed_dir, out_dir = Path(processed_dir), Path(out_dir)
+    metrics = check_metric_names(metrics)
+    absent = [k for k in META_COLUMNS if k not in meta]
+    if absent:
+        raise ValueError(f"meta lacks {absent}; it must name {list(META_COLUMNS)}")
+    cases = load_test_cases(processed_dir)
+    paths = _prob_paths(list(cases["case"]), Path(probs_dir))
+    rows = cases.to_dict("records")
+    n_workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(rows)))
+    log.info("evaluating %d test cases of %s with %d thread(s)", len(rows), processed_dir,
+             n_workers)
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        results = list(pool.map(
+            lambda rp: _evaluate_case(rp[0], processed_dir, rp[1], threshold, metrics),
+            zip(rows, paths),
+        ))
+    meta_cols = list(META_COLUMNS) + [k for k in meta if k not in META_COLUMNS]
+    table = pd.DataFrame(
+        [{**{k: str(meta[k]) for k in meta_cols}, "case": row["case"], **res}
+         for row, res in zip(rows, results)],
+        columns=[*meta_cols, "case", *metrics],
+    )
+    summary = summarize(table, metrics)
+    with atomic_path(out_dir / PER_IMAGE_CSV) as tmp:
+        table.to_csv(tmp, index=False)
+    run_meta = {k: str(meta[k]) for k in meta_cols}
+    write_json(out_dir / METRICS_JSON, {**summary, "threshold": float(threshold), "meta": run_meta})
+    log.info("%s: mean %s over %d images", out_dir,
+             {m: round(float(table[m].mean()), 4) for m in metrics}, len(table))
+    return table

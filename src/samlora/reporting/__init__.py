@@ -1,0 +1,1 @@
+"""Reporting: tables and figures for the papermill notebooks, and notebook rendering."""
