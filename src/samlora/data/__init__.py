@@ -1,0 +1,1 @@
+"""Data layer: dataset registry, download/mirror, readers, preparation, transforms, datasets."""

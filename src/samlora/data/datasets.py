@@ -1,0 +1,158 @@
+"""PyTorch dataset over a prepared folder (``index.csv`` + PNGs), and the validation carve-out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import Dataset, get_worker_info
+
+from samlora.data.io import read_image, read_mask
+from samlora.data.transforms import resize_pad
+
+log = logging.getLogger(__name__)
+
+AUGMENT_KEYS = ("hflip", "vflip", "rot90")
+
+
+def carve_val(cases: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Split training cases into (train, val), deterministically.
+
+    The input is sorted first, then a numpy Generator seeded by ``seed`` picks
+    ``round(n · fraction)`` validation cases (at least 1 when ``fraction`` > 0 and n ≥ 2,
+    at most n − 1).
+
+    Returns:
+        (train cases, validation cases), each sorted.
+    """
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"val fraction must lie in [0, 1), got {fraction}")
+    ordered = sorted(set(cases))
+    n = len(ordered)
+    if fraction == 0.0 or n < 2:
+        return ordered, []
+    n_val = min(max(1, round(n * fraction)), n - 1)
+    pick = set(np.random.default_rng(seed).permutation(n)[:n_val].tolist())
+    val = [c for i, c in enumerate(ordered) if i in pick]
+    train = [c for i, c in enumerate(ordered) if i not in pick]
+    return train, val
+
+
+def _check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if augment is None:
+        return None
+    unknown = sorted(set(augment) - set(AUGMENT_KEYS))
+    if unknown:
+        raise KeyError(f"unknown augment key(s) {unknown}; known: {list(AUGMENT_KEYS)}")
+    aug = {"hflip": float(augment.get("hflip", 0.0)), "vflip": float(augment.get("vflip", 0.0)),
+           "rot90": bool(augment.get("rot90", False))}
+    for key in ("hflip", "vflip"):
+        if not 0.0 <= aug[key] <= 1.0:
+            raise ValueError(f"augment.{key} is a probability, got {aug[key]}")
+    return aug
+
+
+class SegmentationDataset(Dataset):
+    """Cases of a prepared dataset as model-ready, square tensors.
+
+    Items are dicts: ``image`` float32 3×S×S in 0..255, ``mask`` float32 1×S×S in {0, 1},
+    ``fov`` float32 1×S×S in {0, 1} (ones over the image if the index has none), ``case``
+    str, and ints ``orig_h``, ``orig_w``, ``resized_h``, ``resized_w`` (for
+    :func:`samlora.data.transforms.unresize`).
+    """
+
+    def __init__(self, processed_dir: Path, cases: Sequence[str] | None = None,
+                 split: str | None = None, size: int = 1024,
+                 augment: Mapping[str, Any] | None = None, seed: int = 0,
+                 cache: bool = True) -> None:
+        """Read ``processed_dir/index.csv`` and select cases.
+
+        Args:
+            processed_dir: a prepared dataset folder.
+            cases: case ids to use, in this order; None = all (after ``split``).
+            split: keep only this split (``train``/``test``); None = all.
+            size: model input side S.
+            augment: ``{hflip: p, vflip: p, rot90: bool}`` for training; None = no
+                augmentation (validation and test).
+            seed: seeds the augmentation draws (combined with the DataLoader worker seed).
+            cache: keep decoded native images in memory.
+        """
+        self.root = Path(processed_dir)
+        index_path = self.root / "index.csv"
+        if not index_path.is_file():
+            raise FileNotFoundError(f"{index_path} not found: prepare the dataset first")
+        index = pd.read_csv(index_path, dtype=str, keep_default_na=False)
+        if split is not None:
+            index = index[index["split"] == split]
+        by_case = index.set_index("case", drop=False)
+        if cases is not None:
+            unknown = [c for c in cases if c not in by_case.index]
+            if unknown:
+                raise KeyError(f"case(s) {unknown[:5]} not in {index_path}"
+                               + (f" (split {split!r})" if split else ""))
+            by_case = by_case.loc[list(cases)]
+        self.rows = by_case.to_dict("records")
+        self.size = int(size)
+        self.augment = _check_augment(augment)
+        self.seed = int(seed)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = \
+            {} if cache else None
+        self._rng: np.random.Generator | None = None
+        self._rng_key: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def cases(self) -> list[str]:
+        """Case ids in item order."""
+        return [r["case"] for r in self.rows]
+
+    def _native(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(image H×W×3 uint8, mask H×W bool, fov H×W bool) of item ``i``, cached."""
+        if self._cache is not None and i in self._cache:
+            return self._cache[i]
+        row = self.rows[i]
+        image = read_image(self.root / row["image"])
+        mask = read_mask(self.root / row["mask"])
+        fov = read_mask(self.root / row["fov"]) if row.get("fov") else \
+            np.ones(image.shape[:2], bool)
+        if self._cache is not None:
+            self._cache[i] = (image, mask, fov)
+        return image, mask, fov
+
+    def _generator(self) -> np.random.Generator:
+        """Per-process augmentation RNG: seeded by ``seed`` and the DataLoader worker seed."""
+        info = get_worker_info()
+        key = -1 if info is None else int(info.seed) % (2**63)
+        if self._rng is None or self._rng_key != key:
+            self._rng = np.random.default_rng([self.seed, key + 1])
+            self._rng_key = key
+        return self._rng
+
+    def _augmented(self, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """Apply the same random flips / rot90 to every H×W(×C) array."""
+        aug, rng = self.augment or {}, self._generator()
+        if rng.random() < aug["hflip"]:
+            arrays = tuple(a[:, ::-1] for a in arrays)
+        if rng.random() < aug["vflip"]:
+            arrays = tuple(a[::-1] for a in arrays)
+        if aug["rot90"]:
+            k = int(rng.integers(4))
+            arrays = tuple(np.rot90(a, k, axes=(0, 1)) for a in arrays)
+        return arrays
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        image, mask, fov = self._native(i)
+        if self.augment is not None:
+            image, mask, fov = self._augmented((image, mask, fov))
+        tensors, meta = resize_pad(image, mask, fov, self.size)
+        (h0, w0), (h1, w1) = meta["orig_hw"], meta["resized_hw"]
+        return {"image": tensors["image"], "mask": tensors["mask"], "fov": tensors["fov"],
+                "case": self.rows[i]["case"], "orig_h": h0, "orig_w": w0,
+                "resized_h": h1, "resized_w": w1}
+

@@ -1,0 +1,1 @@
+"""One module per dataset, each defining ``SPEC`` (a ``samlora.data.registry.DatasetSpec``)."""

@@ -1,0 +1,1 @@
+"""SAM backbones (segment_anything), LoRA (peft), the spatial adapter and the segmenter."""
