@@ -51,7 +51,8 @@ def bench_one(name: str, batch: int, steps: int) -> dict:
 
     from samlora.config import load_config
     from samlora.losses import build_loss
-    from samlora.models.segmenter import build_segmenter, count_parameters
+    from samlora.models.registry import build_model
+    from samlora.models.segmenter import count_parameters
 
     backbone, size = CONFIGS[name]
     cfg = load_config([REPO / "params.yaml"])
@@ -61,7 +62,7 @@ def bench_one(name: str, batch: int, steps: int) -> dict:
         bcfg["img_size"] = size
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
-    model = build_segmenter(method, bcfg, pretrained=False).to(dev).train()
+    model = build_model(method, bcfg, pretrained=False).to(dev).train()
     loss_fn = build_loss(method["loss"])
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     s = model.img_size

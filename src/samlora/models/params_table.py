@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from samlora.models.sam import get_arch
-from samlora.models.segmenter import build_segmenter, count_parameters
+from samlora.models.registry import build_model
+from samlora.models.segmenter import count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def params_table(cfg: Mapping, methods: Sequence[str] | None = None,
     for name in names:
         mcfg = cfg["methods"][name]
         backbone = str(mcfg["backbone"])
-        model = build_segmenter(mcfg, _backbone_cfg(cfg, backbone, arch_override),
+        model = build_model(mcfg, _backbone_cfg(cfg, backbone, arch_override),
                                 pretrained=False)
         c = count_parameters(model)
         del model

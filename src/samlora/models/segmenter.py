@@ -14,6 +14,7 @@ from torch import nn
 
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.lora import apply_lora
+from samlora.models.registry import register_family
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ def _get(cfg: Mapping, key: str, default: Any = None) -> Any:
     return cfg[key] if key in cfg else default
 
 
+@register_family("sam")
 def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path | None = None,
                     pretrained: bool = True) -> SamSegmenter:
     """Build a method's model on its backbone.

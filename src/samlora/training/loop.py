@@ -62,10 +62,10 @@ def run_config(cfg: Any, method: str, train_set: str, seed: int) -> dict[str, An
 
 def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
     """Build the run's model; the seed fixes random-weight backbones for train and predict."""
-    from samlora.models.segmenter import build_segmenter
+    from samlora.models.registry import build_model
 
     torch.manual_seed(rc["seed"])
-    return build_segmenter(rc["method_cfg"], rc["backbone_cfg"], models_dir=models_dir)
+    return build_model(rc["method_cfg"], rc["backbone_cfg"], models_dir=models_dir)
 
 
 def _loaders(rc: dict[str, Any], size: int) -> tuple[Any, Any]:
