@@ -4,6 +4,8 @@ For each config (the tiny demo SAM at its own size, SAM ViT-B at 512²): images/
 step (forward, backward, AdamW), peak memory (RSS on CPU, allocated on CUDA), the step's
 FLOPs (torch's FLOP counter) and achieved FLOP/s as a share of this machine's fp32 matmul
 rate, measured in the same run. Each config runs in its own process so peak memory is its own.
+The figures go under the ``machine`` and ``train_step`` keys of the results file; other keys
+(written by the other benchmark scripts) are kept.
 
     python benchmarks/bench_train_step.py --out benchmarks/results.json
 """
@@ -121,9 +123,9 @@ def main(argv: list[str] | None = None) -> int:
                           "torch": torch.__version__, "matmul_fp32_gflops": gflops},
               "train_step": rows}
     sys.path.insert(0, str(REPO / "src"))
-    from samlora.utils.io import write_json
+    from samlora.utils.io import update_json
 
-    write_json(args.out, result)
+    update_json(args.out, result)  # keeps the keys other benchmark scripts wrote
     print(json.dumps(result, indent=2))
     return 0
 

@@ -45,6 +45,26 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def update_json(path: str | os.PathLike[str], updates: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``updates`` into the JSON object at ``path`` (created if absent), atomically.
+
+    Top-level keys in ``updates`` replace those in the file; other keys are kept, so several
+    benchmark scripts can share one results file.
+
+    Returns:
+        The merged object, as written.
+    """
+    path = Path(path)
+    merged: dict[str, Any] = {}
+    if path.is_file():
+        merged = json.loads(path.read_text())
+        if not isinstance(merged, dict):
+            raise ValueError(f"{path}: expected a JSON object, found {type(merged).__name__}")
+    merged.update(updates)
+    write_json(path, merged)
+    return merged
+
+
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file, read in chunks."""
     h = hashlib.sha256()
