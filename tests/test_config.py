@@ -40,7 +40,7 @@ def test_demo_preset_is_an_override_not_a_copy(repo_root: Path) -> None:
     base, over = leaves(params), leaves(preset)
     repeated = [k for k, v in over.items() if k in base and base[k] == v]
     assert not repeated, f"preset repeats params.yaml values: {repeated}"
-    assert len(over) < len(base) / 5
+    assert len(over) < len(base) / 3  # a handful of overrides, not a copy
 
 
 def test_unknown_override_key_names_the_key(repo_root: Path) -> None:
