@@ -39,6 +39,24 @@ def _prepare_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True)
 
 
+@step("datasets", "list every registered dataset: split counts, image sizes, label kinds, "
+      "whether it is present, and where it came from")
+def _datasets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", action="append", help="dataset id (repeatable); default all")
+
+
+@step("split", "draw a seeded train/test split once and write samlora/data/splits/<id>.json "
+      "(refuses to overwrite)")
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--test-fraction", type=float, default=0.25)
+    p.add_argument("--root", type=Path,
+                   help="the dataset's layout root (default: the mirror's folder, else the "
+                        "root in data/raw/<id>/source.json, else data/raw/<id>)")
+    p.add_argument("--splits-dir", type=Path, help="default: the package's splits folder")
+
+
 @step("train", "train one method on one dataset with one seed (resumes after a kill)")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True)
@@ -85,6 +103,16 @@ def _params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", action="append", help="method id (repeatable); default all")
 
 
+@step("export", "merge a SAM run's LoRA into the dense weights and write an official-layout "
+      "checkpoint; the spatial adapter (no slot in SAM's layout) goes to "
+      "<out stem>.adapter.safetensors beside it")
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", type=Path, required=True, help="run folder of the train step")
+    p.add_argument("--out", type=Path, required=True,
+                   help="checkpoint file (torch.save of a segment_anything state_dict)")
+    p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m samlora", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
@@ -107,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from samlora import steps
 
         getattr(steps, f"run_{args.step}")(cfg, args)
-    except (ConfigError, FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError,
+            RuntimeError) as err:
         log.error("%s", err)
         return 2
     return 0

@@ -124,6 +124,13 @@ def _check_references(cfg: DictConfig, source: str) -> None:
             raise ConfigError(
                 f"{source}: methods.{name}.backbone names unknown backbone '{method.backbone}'"
             )
+    from samlora.data.registry import dataset_ids
+
+    known = dataset_ids()
+    for ds in cfg.data.datasets:
+        if ds not in known:
+            raise ConfigError(f"{source}: data.datasets names unknown dataset '{ds}'; "
+                              f"registered datasets: {', '.join(known)}")
     for proto in cfg.study.protocols:
         for ds in [proto.train, *proto.test]:
             if ds not in cfg.data.datasets:

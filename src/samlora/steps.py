@@ -22,13 +22,16 @@ def run_download(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.data.download import fetch_dataset
 
     root = fetch_dataset(args.dataset, Path(cfg.data.raw_dir), _mirror(cfg),
-                         lock_file=Path("data/checksums.lock.json"))
+                         lock_file=Path("data/checksums.lock.json"),
+                         allow_subset=bool(cfg.data.get("allow_subset", False)))
     log.info("%s: official layout at %s", args.dataset, root)
 
 
 def run_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     import json
 
+    from samlora.data.labels import LabelOptions
+    from samlora.data.policy import PreparePolicy
     from samlora.data.prepare import prepare_dataset
 
     source = Path(cfg.data.raw_dir) / args.dataset / "source.json"
@@ -36,10 +39,47 @@ def run_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{source}: missing; run the download step for {args.dataset}")
     root = Path(json.loads(source.read_text())["root"])
     out = Path(cfg.data.processed_dir) / args.dataset
-    save_config(select(cfg, ["data.fov"]) | {"dataset": args.dataset, "source_root": str(root)},
+    options = LabelOptions(soft_maps=str(cfg.data.get("soft_maps", "majority")))
+    policy = PreparePolicy.from_config(cfg.data)
+    save_config(select(cfg, ["data.fov"]) | {"dataset": args.dataset, "source_root": str(root),
+                                             "soft_maps": options.soft_maps,
+                                             "allow_subset": policy.allow_subset,
+                                             **policy.info()},
                 out / "prepare_config.yaml")
-    index = prepare_dataset(args.dataset, root, out, cfg.data.fov)
+    index = prepare_dataset(args.dataset, root, out, cfg.data.fov, options=options,
+                            policy=policy)
     log.info("%s: %s", args.dataset, index["split"].value_counts().to_dict())
+
+
+def run_datasets(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.data.catalog import catalogue
+
+    table = catalogue(Path(cfg.data.raw_dir), Path(cfg.data.processed_dir), _mirror(cfg),
+                      args.dataset)
+    sys.stdout.write(table.to_string(index=False) + "\n")
+
+
+def run_split(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.data.layout import scan_root
+    from samlora.data.registry import get_dataset
+    from samlora.data.split_files import split_path, write_seeded_split
+
+    path = split_path(args.dataset, args.splits_dir)
+    if path.exists():  # checked before scanning the data
+        raise FileExistsError(f"split file {path} already exists; splits are drawn once and "
+                              "never redrawn (delete it yourself to draw a new one)")
+    spec = get_dataset(args.dataset)
+    root = scan_root(spec, Path(cfg.data.raw_dir), _mirror(cfg)) if args.root is None \
+        else args.root
+    if spec.scan is None:
+        raise ValueError(f"{args.dataset}: its split is official or conventional and "
+                         "committed with the package; nothing to draw")
+    cases = spec.scan(Path(root))
+    if not cases:
+        raise FileNotFoundError(f"{args.dataset}: no case found under {root}")
+    written = write_seeded_split(args.dataset, cases, args.seed, args.test_fraction,
+                                 splits_dir=args.splits_dir)
+    sys.stdout.write(f"{written}\n")
 
 
 def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -50,14 +90,30 @@ def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
     train_run(cfg, args.method, args.train_set, args.seed, args.out, args.models_dir)
 
 
+def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
+    """The run's method's ``prompts`` block as params.yaml has it now ({} = prompt-free);
+    None when params.yaml no longer defines the method (the run's own block is used)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    cfg_path = run / "config.yaml"
+    method = yaml.safe_load(cfg_path.read_text())["method"] if cfg_path.is_file() else None
+    if method not in cfg.methods:
+        return None
+    block = cfg.methods[method].get("prompts")
+    return OmegaConf.to_container(block, resolve=True) if block else {}
+
+
 def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.predict import predict_dataset
 
-    save_config(select(cfg, ["evaluate"]) | {"run": str(args.run), "test_set": args.test_set},
+    prompts = _current_prompts(cfg, args.run)
+    save_config(select(cfg, ["evaluate"]) | {"run": str(args.run), "test_set": args.test_set,
+                                             "prompts": prompts},
                 args.out / "predict_config.yaml")
     predict_dataset(args.run, Path(cfg.data.processed_dir) / args.test_set, args.out,
                     args.models_dir, batch_size=cfg.evaluate.batch_size,
-                    device=cfg.train.device)
+                    device=cfg.train.device, prompts_cfg=prompts)
 
 
 def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -70,6 +126,13 @@ def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
     meta = {"method": pred["method"], "train_set": train_set, "test_set": args.test_set,
             "seed": str(pred["seed"])}
     save_config(select(cfg, ["evaluate"]) | meta, args.pred / "evaluate_config.yaml")
+    modes = pred.get("prompt_modes", ["none"])
+    if list(modes) != ["none"]:  # a prompted method: one evaluation per mode
+        from samlora.evaluation.prompt_modes import evaluate_prompt_modes
+
+        evaluate_prompt_modes(Path(cfg.data.processed_dir) / args.test_set, args.pred,
+                              cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta, modes)
+        return
     evaluate_predictions(Path(cfg.data.processed_dir) / args.test_set, args.pred / "probs",
                          args.pred, cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta)
 
@@ -104,3 +167,23 @@ def run_params(cfg: DictConfig, args: argparse.Namespace) -> None:
 
     table = params_table(cfg, methods=args.method)
     sys.stdout.write(table.to_string(index=False) + "\n")
+    if not args.method:
+        from samlora.models.params_table import ADAPTER_NOTE, adapter_budgets
+
+        sys.stdout.write("\nspatial adapter at 256 channels\n"
+                         + adapter_budgets().to_string(index=False) + "\n" + ADAPTER_NOTE + "\n")
+
+
+def run_export(cfg: DictConfig, args: argparse.Namespace) -> None:
+    import torch
+
+    from samlora.evaluation.predict import load_run
+    from samlora.models.export import export_sam
+
+    model, rc = load_run(args.run, args.models_dir, torch.device("cpu"))
+    written = export_sam(model, args.out)
+    save_config({"run": str(args.run), "method": rc["method"],
+                 "files": {k: str(v) for k, v in written.items()}},
+                args.out.with_name(args.out.stem + ".export.yaml"))
+    for kind, path in written.items():
+        sys.stdout.write(f"{kind}: {path}\n")

@@ -26,7 +26,10 @@ def test_index_counts_sizes_and_paths(prepared: dict[str, Path],
                                       indexes: dict[str, pd.DataFrame], name: str) -> None:
     n_train, n_test, hw, fov_source = EXPECTED[name]
     index, folder = indexes[name], prepared[name]
-    assert list(index.columns) == list(COLUMNS)
+    assert list(index.columns) == [*COLUMNS, "native_mask", "native_mask2", "native_fov",
+                                   "native_height", "native_width"]
+    assert (index[["native_mask", "native_mask2", "native_fov"]] == "").all().all()  # native
+    assert (index["native_height"] == index["height"]).all()
     assert (index["split"] == "train").sum() == n_train
     assert (index["split"] == "test").sum() == n_test
     assert set(index["fov_source"]) == {fov_source}

@@ -1,4 +1,4 @@
-"""apply_lora: peft injection on the encoder FFN only."""
+"""apply_lora: peft injection on the named target sets only (SAM family)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_vit_b_r16_targets_exactly_the_24_ffn_linears() -> None:
 
 
 def test_regex_is_anchored_on_the_image_encoder() -> None:
-    rx = LORA_TARGETS["encoder_ffn"]
+    rx = LORA_TARGETS["sam"]["encoder_ffn"]
     assert re.fullmatch(rx, "image_encoder.blocks.11.mlp.lin2")
     assert not re.fullmatch(rx, "mask_decoder.transformer.layers.0.mlp.lin1")
     assert not re.fullmatch(rx, "image_encoder.blocks.1.mlp.lin1.base_layer")
@@ -46,7 +46,7 @@ def test_injection_keeps_the_function_at_init() -> None:
 def test_several_targets_and_unknown_targets() -> None:
     sam = build_sam("tiny", 256)
     names = apply_lora(sam, {"r": 2, "alpha": 2, "dropout": 0.0,
-                             "targets": ["encoder_ffn", "encoder_qkv"]})
+                             "targets": ["encoder_ffn", "encoder_attn"]})
     assert len(names) == 3 * len(sam.image_encoder.blocks)
     with pytest.raises(ValueError, match="unknown LoRA targets"):
         target_regex("decoder_everything")

@@ -10,13 +10,18 @@ from .conftest import job_counts, snakemake
 
 
 def test_full_params_plans_the_whole_grid(workdir: Path) -> None:
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    assert sorted(params["study"]["methods"]) == sorted(params["methods"])  # every method
     res = snakemake(workdir, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    # 2 datasets; 2 methods x 1 train set x 3 seeds; x 2 test sets for predict/evaluate
-    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_model": 6,
-                      "predict_test_set": 12, "evaluate_test_set": 12,
-                      "aggregate_results": 1, "render_report": 1, "all": 1, "total": 37}
+    # 2 datasets; 13 methods x 1 train set x 3 seeds; x 2 test sets for predict/evaluate
+    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_model": 39,
+                      "predict_test_set": 78, "evaluate_test_set": 78,
+                      "aggregate_results": 1, "render_report": 1, "all": 1, "total": 202}
+    out = res.stdout + res.stderr
+    for method in params["methods"]:
+        assert f"runs/main/{method}/drive/seed2/adapter.safetensors" in out, method
 
 
 def test_demo_preset_plans_one_seed(workdir: Path) -> None:
@@ -31,7 +36,7 @@ def test_demo_preset_plans_one_seed(workdir: Path) -> None:
 def test_slurm_profile_plans_with_gpu_training(workdir: Path) -> None:
     res = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm")
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout + res.stderr)["total"] == 37
+    assert job_counts(res.stdout + res.stderr)["total"] == 202
     profile = yaml.safe_load((workdir / "workflow/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["set-resources"]["train_model"]["gpu"] == 1

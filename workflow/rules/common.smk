@@ -50,19 +50,37 @@ def tracked(*keys):
     return json.dumps(out, sort_keys=True)
 
 
+# prompt settings read only at evaluation: editing them reruns predict, not train
+EVAL_PROMPT_KEYS = ("eval_modes", "eval_seed")
+
+
 def train_params(wildcards):
-    """What defines a training run: its method, that method's backbone, train settings."""
+    """What defines a training run: its method (less its evaluation-only prompt settings),
+    that method's backbone, train settings."""
     method = config["methods"][wildcards.method]
-    return tracked(
-        f"methods.{wildcards.method}",
-        f"backbones.{method['backbone']}",
-        "train",
-        "data.processed_dir",
+    params = json.loads(
+        tracked(
+            f"methods.{wildcards.method}",
+            f"backbones.{method['backbone']}",
+            "train",
+            "data.processed_dir",
+        )
     )
+    prompts = method.get("prompts")
+    if prompts:
+        params[f"methods.{wildcards.method}"]["prompts"] = {
+            k: v for k, v in prompts.items() if k not in EVAL_PROMPT_KEYS
+        }
+    return json.dumps(params, sort_keys=True)
 
 
 def predict_params(wildcards):
-    return tracked("evaluate.batch_size", "data.processed_dir")
+    """Prediction settings, and a prompted method's prompts block (which modes to predict)."""
+    params = json.loads(tracked("evaluate.batch_size", "data.processed_dir"))
+    prompts = config["methods"][wildcards.method].get("prompts")
+    if prompts:
+        params["prompts"] = prompts
+    return json.dumps(params, sort_keys=True)
 
 
 def evaluate_params(wildcards):

@@ -1,12 +1,14 @@
 # Data: fetch each dataset (mirror, official archive, or files placed after registration),
-# then convert it to native-resolution PNGs + index.csv.
+# then convert it to PNGs (native size or data.resolution) + index.csv. A dataset that
+# needs registration fails its download job with a message saying where to get it and
+# where to put it; `snakemake --keep-going prepare_all` carries on with the others.
 
 
 rule download_dataset:
     output:
         "data/raw/{dataset}/source.json",
     params:
-        tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir"),
+        tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir", "data.allow_subset"),
     log:
         "logs/download_dataset/{dataset}.log",
     shell:
@@ -19,7 +21,14 @@ rule prepare_dataset:
     output:
         "data/processed/{dataset}/index.csv",
     params:
-        tracked=lambda wildcards: tracked("data.fov", "data.processed_dir"),
+        tracked=lambda wildcards: tracked(
+            "data.fov",
+            "data.processed_dir",
+            "data.soft_maps",
+            "data.reference",
+            "data.resolution",
+            "data.allow_subset",
+        ),
     log:
         "logs/prepare_dataset/{dataset}.log",
     resources:

@@ -92,7 +92,8 @@ def safe_extract(archive: Path, dest: Path) -> None:
         raise ValueError(f"{archive}: not a zip or tar archive")
 
 
-def extract_all(archives: Sequence[Path], target: Path) -> Path:
+def extract_all(archives: Sequence[Path], target: Path,
+                subdirs: Sequence[str] | None = None) -> Path:
     """Extract ``archives`` into a temporary folder, then rename it to ``target``.
 
     An interrupted or refused extraction leaves no ``target`` behind.
@@ -100,6 +101,8 @@ def extract_all(archives: Sequence[Path], target: Path) -> Path:
     Args:
         archives: zip/tar files, extracted in order into the same folder.
         target: the folder to create; it must not exist yet.
+        subdirs: per archive, a relative sub-folder of ``target`` to extract into
+            ("" = ``target`` itself); None = all into ``target``.
 
     Returns:
         ``target``.
@@ -110,9 +113,11 @@ def extract_all(archives: Sequence[Path], target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
-        for archive in archives:
+        for archive, sub in zip(archives, subdirs or [""] * len(archives), strict=True):
+            if sub and _inside(sub) is None:
+                raise UnsafeArchiveError(f"{archive}: sub-folder {sub!r} leaves {target}")
             log.info("extracting %s", archive)
-            safe_extract(archive, tmp)
+            safe_extract(archive, tmp / sub if sub else tmp)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import pandas as pd
 from torch.utils.data import Dataset, get_worker_info
 
 from samlora.data.io import read_image, read_mask
+from samlora.data.multilabel import label_column
 from samlora.data.transforms import resize_pad
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,36 @@ def carve_val(cases: Sequence[str], fraction: float, seed: int) -> tuple[list[st
     return train, val
 
 
+def select_label(processed_dir: Path, index: pd.DataFrame, label: str | None,
+                 explicit: bool) -> tuple[str, pd.DataFrame]:
+    """The index column of ``label`` and the rows that have it.
+
+    Args:
+        processed_dir: the prepared folder (its ``dataset.json`` maps label kinds to columns).
+        index: rows of its index.csv.
+        label: a label kind (``disc``, ``cup``), or None for the primary label (``mask``).
+        explicit: True when the caller named the cases: then a case without the label is
+            an error; otherwise such cases are left out (and counted in the log).
+
+    Raises:
+        KeyError: unknown label kind, or named cases without that label.
+    """
+    if label is None:
+        return "mask", index
+    info_path = Path(processed_dir) / "dataset.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{info_path} not found: prepare the dataset first")
+    column = label_column(json.loads(info_path.read_text()), label)
+    lacking = index[index[column] == ""] if column in index else index
+    if len(lacking) and explicit:
+        raise KeyError(f"case(s) {list(lacking['case'])[:5]} have no {label!r} label in "
+                       f"{processed_dir}/index.csv")
+    if len(lacking):
+        log.info("%s: %d of %d case(s) have no %r label and are left out", processed_dir,
+                 len(lacking), len(index), label)
+    return column, index[index[column] != ""]
+
+
 def _check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if augment is None:
         return None
@@ -68,7 +100,7 @@ class SegmentationDataset(Dataset):
     def __init__(self, processed_dir: Path, cases: Sequence[str] | None = None,
                  split: str | None = None, size: int = 1024,
                  augment: Mapping[str, Any] | None = None, seed: int = 0,
-                 cache: bool = True) -> None:
+                 cache: bool = True, label: str | None = None) -> None:
         """Read ``processed_dir/index.csv`` and select cases.
 
         Args:
@@ -80,6 +112,9 @@ class SegmentationDataset(Dataset):
                 augmentation (validation and test).
             seed: seeds the augmentation draws (combined with the DataLoader worker seed).
             cache: keep decoded native images in memory.
+            label: the target's label kind (``cup``); None = the dataset's primary label
+                (the ``mask`` column). Cases without that label are left out, unless
+                ``cases`` names them (then KeyError).
         """
         self.root = Path(processed_dir)
         index_path = self.root / "index.csv"
@@ -95,6 +130,7 @@ class SegmentationDataset(Dataset):
                 raise KeyError(f"case(s) {unknown[:5]} not in {index_path}"
                                + (f" (split {split!r})" if split else ""))
             by_case = by_case.loc[list(cases)]
+        self.column, by_case = select_label(self.root, by_case, label, cases is not None)
         self.rows = by_case.to_dict("records")
         self.size = int(size)
         self.augment = _check_augment(augment)
@@ -118,7 +154,7 @@ class SegmentationDataset(Dataset):
             return self._cache[i]
         row = self.rows[i]
         image = read_image(self.root / row["image"])
-        mask = read_mask(self.root / row["mask"])
+        mask = read_mask(self.root / row[self.column])
         fov = read_mask(self.root / row["fov"]) if row.get("fov") else \
             np.ones(image.shape[:2], bool)
         if self._cache is not None:

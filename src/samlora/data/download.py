@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,9 @@ from urllib.request import Request, urlopen
 from samlora.data.archives import extract_all, is_archive
 from samlora.data.errors import ChecksumError, MissingFilesError, RegistrationRequiredError
 from samlora.data.io import write_bytes_if_changed
+from samlora.data.layout import LayoutCheck, check_layout, find_layout, missing_message
 from samlora.data.registry import DatasetSpec, describe_layout, get_dataset, missing_files
+from samlora.data.split_files import SplitFileError
 from samlora.utils.io import sha256_file, write_json
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,10 @@ log = logging.getLogger(__name__)
 SOURCE_JSON = "source.json"
 EXTRACTED = "extracted"  # folder under raw_dir/<id>/ holding the extracted archives
 _CHUNK = 1 << 20
-_MAX_LISTED = 10  # missing files named in an error message
 
 
-def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, lock_file: Path) -> Path:
+def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, lock_file: Path,
+                  allow_subset: bool = False) -> Path:
     """Locate or download dataset ``name`` and record where its official layout lies.
 
     Args:
@@ -41,30 +42,36 @@ def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, lock_file: Path
         raw_dir: ``data/raw``; downloads and extracted archives go to ``raw_dir/<name>/``.
         mirror: folder holding ``<FolderName>/`` in the official layout, or None.
         lock_file: JSON ``{url: sha256}`` pinning archives that have no published hash.
+        allow_subset: accept a source holding only some of the split file's cases (e.g.
+            a test mirror); ``source.json`` then records ``subset`` with the counts.
 
     Returns:
         The root folder of the official layout (also written to ``source.json``).
 
     Raises:
         UnknownDatasetError: ``name`` is not registered.
-        MissingFilesError: the mirror or the extracted archives lack expected files.
+        MissingFilesError: the mirror or the extracted archives lack expected files, or
+            (without ``allow_subset``) cases the split file names.
         RegistrationRequiredError: a registration-only dataset is neither mirrored nor placed.
         ChecksumError: a download's SHA-256 differs from the expected one.
     """
-    return fetch_spec(get_dataset(name), raw_dir, mirror, lock_file)
+    return fetch_spec(get_dataset(name), raw_dir, mirror, lock_file, allow_subset)
 
 
-def fetch_spec(spec: DatasetSpec, raw_dir: Path, mirror: Path | None, lock_file: Path) -> Path:
+def fetch_spec(spec: DatasetSpec, raw_dir: Path, mirror: Path | None, lock_file: Path,
+               allow_subset: bool = False) -> Path:
     """:func:`fetch_dataset` for an explicit spec (e.g. one with a test URL)."""
     dest = Path(raw_dir) / spec.id
     if mirror is not None:
         root, info = _from_mirror(spec, Path(mirror))
-    elif spec.source.registration:
-        root, info = _from_placed(spec, dest)
+    elif spec.source.registration or not spec.source.archives:  # placed by the user
+        root, info = _from_placed(spec, dest, allow_subset)
     else:
-        root, info = _from_archives(spec, dest, Path(lock_file))
-    n_files = sum(len(r.files()) for r in spec.records(root))
+        root, info = _from_archives(spec, dest, Path(lock_file), allow_subset)
+    check: LayoutCheck = check_layout(spec, root, allow_subset)
+    n_files = sum(len(r.files()) for r in check.records)
     record = {"dataset": spec.id, "root": str(root.resolve()), "files": n_files,
+              "cases": len(check.records), "subset": check.subset_info(),
               "homepage": spec.source.homepage, **info}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     write_bytes_if_changed(dest / SOURCE_JSON, text.encode())
@@ -72,66 +79,26 @@ def fetch_spec(spec: DatasetSpec, raw_dir: Path, mirror: Path | None, lock_file:
     return root
 
 
-def _missing_message(spec: DatasetSpec, root: Path, missing: list[Path]) -> str:
-    shown = "\n".join(f"  {p}" for p in missing[:_MAX_LISTED])
-    more = f"\n  … and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-    return (f"{spec.id}: {len(missing)} expected file(s) missing under {root}:\n{shown}{more}\n"
-            f"expected layout:\n{describe_layout(spec, root)}")
-
-
-def check_layout(spec: DatasetSpec, root: Path) -> None:
-    """Raise :class:`MissingFilesError` naming the files ``spec``'s reader misses in ``root``."""
-    missing = missing_files(spec.records(root))
-    if missing:
-        raise MissingFilesError(_missing_message(spec, root, missing))
-
-
 def _from_mirror(spec: DatasetSpec, mirror: Path) -> tuple[Path, dict[str, Any]]:
+    """The mirror's folder of ``spec`` (checked by the caller)."""
     root = mirror / spec.folder
     if not root.is_dir():
         raise MissingFilesError(f"{spec.id}: mirror {mirror} has no folder {spec.folder}/ "
                                 f"(expected the official layout there)")
-    check_layout(spec, root)
     return root, {"origin": "mirror", "location": str(mirror.resolve())}
-
-
-def _candidates(base: Path, depth: int = 3) -> Iterator[Path]:
-    """``base`` and its sub-folders up to ``depth`` levels, shallow first, hidden ones skipped."""
-    queue = deque([(base, 0)])
-    while queue:
-        folder, level = queue.popleft()
-        yield folder
-        if level < depth:
-            subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-            queue.extend((p, level + 1) for p in subs)
-
-
-def find_layout(spec: DatasetSpec, base: Path) -> tuple[Path | None, Path | None]:
-    """Search ``base`` (and sub-folders) for the official layout.
-
-    Returns:
-        (complete root or None, the most complete partial root or None).
-    """
-    if not base.is_dir():
-        return None, None
-    best, best_found = None, 0
-    for folder in _candidates(base):
-        recs = spec.records(folder)
-        n_missing = len(missing_files(recs))
-        if n_missing == 0:
-            return folder, None
-        found = sum(len(r.files()) for r in recs) - n_missing
-        if found > best_found:
-            best, best_found = folder, found
-    return None, best
 
 
 def _registration_message(spec: DatasetSpec, dest: Path) -> str:
     src = spec.source
-    layout = describe_layout(spec, dest).replace("\n", "\n   ")
+    try:
+        layout = describe_layout(spec, dest).replace("\n", "\n   ")
+    except SplitFileError:  # a seeded split is drawn from the data once it is placed
+        layout = f"(the layout described in samlora/data/sources/{spec.id}.py)"
+    why, get = (("needs registration", "Register and download") if src.registration else
+                ("has no verified direct download in the registry", "Download"))
     return (
-        f"{spec.id} needs registration and cannot be downloaded automatically.\n"
-        f"  1. Register and download it at {src.homepage}\n"
+        f"{spec.id} {why} and cannot be downloaded automatically.\n"
+        f"  1. {get} it at {src.homepage}\n"
         f"  2. Put {src.placement} in\n"
         f"       {dest.resolve()}/\n"
         f"     Archives found there are extracted to {dest / EXTRACTED}/ (a single top folder\n"
@@ -141,27 +108,29 @@ def _registration_message(spec: DatasetSpec, dest: Path) -> str:
         f"Or set data.mirror in params.yaml to a folder holding {spec.folder}/ in this layout.")
 
 
-def _from_placed(spec: DatasetSpec, dest: Path) -> tuple[Path, dict[str, Any]]:
+def _from_placed(spec: DatasetSpec, dest: Path, allow_subset: bool
+                 ) -> tuple[Path, dict[str, Any]]:
     """Use a layout or archives the user placed in ``dest`` (registration-only datasets)."""
-    root, partial = find_layout(spec, dest)
+    root, partial = find_layout(spec, dest, allow_subset)
     archives = sorted(p for p in dest.iterdir() if p.is_file() and is_archive(p)) \
         if dest.is_dir() else []
     info: dict[str, Any] = {"origin": "placed", "location": str(dest.resolve())}
     if root is None and archives and not (dest / EXTRACTED).exists():
         extract_all(archives, dest / EXTRACTED)
-        root, partial = find_layout(spec, dest)
+        root, partial = find_layout(spec, dest, allow_subset)
     if archives:
         info["archives"] = [{"file": p.name, "sha256": sha256_file(p)} for p in archives]
     if root is not None:
         return root, info
     if partial is not None:
         missing = missing_files(spec.records(partial))
-        raise MissingFilesError(_missing_message(spec, partial, missing) + "\n"
+        raise MissingFilesError(missing_message(spec, partial, missing) + "\n"
                                 + _registration_message(spec, dest))
     raise RegistrationRequiredError(_registration_message(spec, dest))
 
 
-def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path) -> tuple[Path, dict[str, Any]]:
+def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path, allow_subset: bool
+                   ) -> tuple[Path, dict[str, Any]]:
     """Download (or reuse) every archive, verify it, extract once, find the layout."""
     if not spec.source.archives:
         raise ValueError(f"{spec.id}: the registry lists no archive to download")
@@ -173,11 +142,11 @@ def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path) -> tuple[Path
         listed.append({"url": arc.url, "file": arc.filename, "sha256": digest})
     extracted = dest / EXTRACTED
     if not extracted.exists():
-        extract_all(paths, extracted)
-    root, partial = find_layout(spec, extracted)
+        extract_all(paths, extracted, [a.into for a in spec.source.archives])
+    root, partial = find_layout(spec, extracted, allow_subset)
     if root is None:
         where = partial or extracted
-        raise MissingFilesError(_missing_message(spec, where, missing_files(spec.records(where)))
+        raise MissingFilesError(missing_message(spec, where, missing_files(spec.records(where)))
                                 + f"\n(remove {extracted} to extract the archives again)")
     return root, {"origin": "download", "location": [a.url for a in spec.source.archives],
                   "archives": listed}

@@ -32,3 +32,7 @@ class ImageReadError(ValueError):
 
 class SizeMismatchError(ValueError):
     """A mask or FOV mask does not have its image's height and width."""
+
+
+class LabelFormatError(ValueError):
+    """A label file (polygon JSON, contour text, .mat, label map) lacks what its format needs."""

@@ -1,4 +1,5 @@
-"""Image and mask readers (.tif .gif .jpg .png .ppm, also gzipped) and idempotent PNG writes.
+"""Image and mask readers (.tif .gif .jpg .png .ppm .bmp, also gzipped; NIfTI and .mat through
+:mod:`samlora.data.arrays`) and idempotent PNG writes.
 
 Every reader decodes the whole file, so a corrupt or truncated file fails here with an
 :class:`~samlora.data.errors.ImageReadError` naming it, not later inside a model.
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from samlora.data.arrays import as_plane, is_mat, is_nifti, read_array
 from samlora.data.errors import ImageReadError
 from samlora.utils.io import atomic_path
 
@@ -76,8 +78,10 @@ def read_image_any(path: str | os.PathLike[str]) -> np.ndarray:
     """The image as stored, fully decoded: H×W (grey/palette index/bool) or H×W×C.
 
     Palette images keep their indices; use :func:`read_mask` or :func:`read_image` to
-    convert.
+    convert. NIfTI and ``.mat`` files give their 2-D array as stored.
     """
+    if is_nifti(path) or is_mat(path):
+        return as_plane(read_array(path)[0], path)
     with _load(path) as im:
         return np.asarray(im).copy()
 
@@ -91,6 +95,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     Returns:
         H×W×3 uint8 array.
     """
+    if is_nifti(path) or is_mat(path):
+        arr = _to_uint8(read_image_any(path))
+        return arr if arr.ndim == 3 else np.repeat(arr[..., None], 3, axis=2)
     with _load(path) as im:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             grey = _to_uint8(np.asarray(im))
@@ -114,6 +121,12 @@ def read_mask(path: str | os.PathLike[str], threshold: int = 128) -> np.ndarray:
     Returns:
         H×W bool array.
     """
+    if is_nifti(path) or is_mat(path):
+        grey = read_image_any(path)
+        if grey.ndim == 3:
+            raise ImageReadError(f"{path}: a label must be 2-D, got shape {grey.shape}")
+        return _binarise(_to_uint8(grey) if grey.max(initial=0) > 255 else grey, threshold,
+                         path)
     with _load(path) as im:
         if im.mode == "1":
             return np.asarray(im).astype(bool)
@@ -123,6 +136,11 @@ def read_mask(path: str | os.PathLike[str], threshold: int = 128) -> np.ndarray:
                 grey = _to_uint8(grey)
         else:
             grey = np.asarray(im.convert("L"))
+    return _binarise(grey, threshold, path)
+
+
+def _binarise(grey: np.ndarray, threshold: int, path: str | os.PathLike[str]) -> np.ndarray:
+    """0/1 label maps by value >= 1, anything else by ``threshold``."""
     if grey.max(initial=0) == 1:
         log.debug("%s: 0/1 label values, read as a label map", path)
         return grey >= 1

@@ -6,8 +6,13 @@ Output under ``out_dir``::
     masks/<case>.png    reference label, 0/255
     masks2/<case>.png   second observer, 0/255 (where shipped)
     fov/<case>.png      field of view, 0/255 (official where shipped, else computed)
-    dataset.json        id, task, labels, split convention, counts, source
+    native/<folder>/<case>.png   native-size labels and FOV (only when data.resolution
+                        resizes; see :mod:`samlora.data.policy`)
+    dataset.json        id, task, labels, split convention, counts, source, reference,
+                        resolution, subset
     index.csv           case, split, image, mask, mask2, fov, fov_source, height, width
+                        (prepared size), extra label columns, native_<label column>
+                        paths, native_height, native_width
 
 Re-running changes nothing that is already right (same bytes, same mtime). The first
 file that does change removes ``index.csv`` and ``dataset.json``; they are written last,
@@ -29,7 +34,6 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from samlora.data.download import check_layout
 from samlora.data.errors import ImageReadError, SizeMismatchError
 from samlora.data.fov import compute_fov
 from samlora.data.io import (
@@ -40,7 +44,26 @@ from samlora.data.io import (
     write_bytes_if_changed,
     write_png,
 )
+from samlora.data.labels import LabelOptions
+from samlora.data.layout import check_layout
+from samlora.data.multilabel import (
+    FOV_SOURCES,
+    decode_labels,
+    default_fov,
+    extra_columns,
+    has_image_header,
+    label_folder,
+    label_info,
+)
+from samlora.data.policy import (
+    NATIVE_SIZE_COLUMNS,
+    PreparePolicy,
+    finish_case,
+    native_columns,
+    stale_native_files,
+)
 from samlora.data.registry import DatasetSpec, Record, get_dataset
+from samlora.data.split_files import SPLIT_NAMES
 from samlora.training.progress import progress
 
 log = logging.getLogger(__name__)
@@ -106,57 +129,74 @@ def preflight(records: list[Record]) -> None:
         ImageReadError: a header cannot be read.
     """
     for rec in records:
-        if rec.image.suffix.lower() == ".gz":
-            continue  # checked after decoding
+        if not has_image_header(rec.image):
+            continue  # .gz, NIfTI, .mat: checked after decoding
         hw = _header_size(rec.image)
         for what, p in (("mask", rec.mask), ("second-observer mask", rec.mask2),
-                        ("FOV mask", rec.fov)):
-            if p is not None and p.suffix.lower() != ".gz":
+                        ("FOV mask", rec.fov), *((lab.kind, lab.path) for lab in rec.extra)):
+            if p is not None and has_image_header(p):  # not .gz, .json, .txt, .mat
                 _check_size(rec.image, hw, p, what, _header_size(p))
 
 
-def _prepare_case(rec: Record, out: _Output, fov_cfg: Mapping[str, Any]) -> dict[str, Any]:
+def _prepare_case(rec: Record, out: _Output, fov_cfg: Mapping[str, Any], spec: DatasetSpec,
+                  options: LabelOptions, policy: PreparePolicy) -> dict[str, Any]:
     """Decode one case and check its sizes, then write its PNGs; returns its index row."""
     image = read_image(rec.image)
     hw = image.shape[:2]
-    labels = {"mask": read_mask(rec.mask)}
-    _check_size(rec.image, hw, rec.mask, "mask", labels["mask"].shape)
-    if rec.mask2 is not None:
-        labels["mask2"] = read_mask(rec.mask2)
-        _check_size(rec.image, hw, rec.mask2, "second-observer mask", labels["mask2"].shape)
+    labels = decode_labels(rec, spec, hw, options)
+    whole = default_fov(spec, hw)
     if rec.fov is not None:
         labels["fov"] = read_mask(rec.fov)
         _check_size(rec.image, hw, rec.fov, "FOV mask", labels["fov"].shape)
+    elif whole is not None:
+        labels["fov"] = whole
     else:
         labels["fov"] = compute_fov(image, float(fov_cfg["red_threshold"]),
                                     int(fov_cfg["radius"]))
-    folders = {"mask": "masks", "mask2": "masks2", "fov": "fov"}
     row: dict[str, Any] = {"case": rec.case, "split": rec.split,
-                           "image": f"images/{rec.case}.png", "mask2": ""}
+                           "image": f"images/{rec.case}.png", "mask2": "",
+                           **{col: "" for col in extra_columns(spec)},
+                           **{col: "" for col in native_columns(_label_columns(spec))}}
+    folders = {key: "fov" if key == "fov" else label_folder(key) for key in labels}
+    image, labels, native = finish_case(rec.case, image, labels, folders, policy, out.png)
+    row.update(native)
     out.png(row["image"], image)
     for key, arr in labels.items():
         row[key] = f"{folders[key]}/{rec.case}.png"
         out.png(row[key], mask_to_uint8(arr))
-    row["fov_source"] = "official" if rec.fov is not None else "computed"
-    row["height"], row["width"] = int(hw[0]), int(hw[1])
+    row["fov_source"] = "official" if rec.fov is not None else FOV_SOURCES[spec.fov_default]
+    row["height"], row["width"] = int(image.shape[0]), int(image.shape[1])
     return row
 
 
-def _remove_stale(out: _Output, index: pd.DataFrame) -> None:
+def _label_columns(spec: DatasetSpec) -> list[str]:
+    """Index columns holding label paths: mask, mask2, the extra kinds, fov."""
+    return ["mask", "mask2", *extra_columns(spec), "fov"]
+
+
+def _remove_stale(out: _Output, index: pd.DataFrame, extra: list[str]) -> None:
     """Delete PNGs in the output sub-folders that the new index does not reference."""
-    keep = {out.out_dir / p for col in ("image", "mask", "mask2", "fov") for p in index[col] if p}
-    for sub in SUBDIRS:
+    cols = ("image", "mask", "mask2", "fov", *extra)
+    keep = {out.out_dir / p for col in cols for p in index[col] if p}
+    stale_label_dirs = sorted(p.name for p in out.out_dir.glob("masks_*") if p.is_dir())
+    for sub in dict.fromkeys((*SUBDIRS, *stale_label_dirs)):
         folder = out.out_dir / sub
         if folder.is_dir():
             for path in sorted(folder.glob("*.png")):
                 if path not in keep:
                     log.info("removing stale %s", path)
                     out.remove(path)
+    native = {out.out_dir / p for col in index.columns if col.startswith("native_")
+              and col not in NATIVE_SIZE_COLUMNS for p in index[col] if p}
+    for path in stale_native_files(out.out_dir, native):
+        log.info("removing stale %s", path)
+        out.remove(path)
 
 
 def _dataset_json(spec: DatasetSpec, source_root: Path, index: pd.DataFrame,
                   fov_cfg: Mapping[str, Any]) -> dict[str, Any]:
-    counts = {s: int((index["split"] == s).sum()) for s in ("train", "test")}
+    counts = {s: int((index["split"] == s).sum()) for s in SPLIT_NAMES
+              if s != "val" or (index["split"] == s).any()}
     info: dict[str, Any] = {
         "id": spec.id, "task": spec.task, "label_kinds": list(spec.label_kinds),
         "labels": dict(spec.labels), "split_convention": spec.split_convention,
@@ -174,7 +214,9 @@ def _dataset_json(spec: DatasetSpec, source_root: Path, index: pd.DataFrame,
 
 
 def prepare_dataset(name: str, source_root: Path, out_dir: Path,
-                    fov_cfg: Mapping[str, Any], workers: int | None = None) -> pd.DataFrame:
+                    fov_cfg: Mapping[str, Any], workers: int | None = None,
+                    options: LabelOptions | None = None,
+                    policy: PreparePolicy | None = None) -> pd.DataFrame:
     """Convert dataset ``name`` from its official layout under ``source_root`` to ``out_dir``.
 
     Images stay at native resolution. Each mask and FOV mask must have its image's size.
@@ -186,32 +228,41 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
         fov_cfg: ``data.fov`` of params.yaml (``red_threshold``, ``radius``), used for
             datasets without official FOV masks.
         workers: threads decoding and encoding images; default min(4, CPU count).
+        options: label decoding choices (``data.soft_maps``); default majority.
+        policy: annotator reference, resolution and subset choices (``data.reference``,
+            ``data.resolution``, ``data.allow_subset``); default first / native / no subset.
 
     Returns:
-        The index (columns :data:`COLUMNS`), as written to ``out_dir/index.csv``.
+        The index (columns :data:`COLUMNS`, then ``mask_<kind>`` per extra label kind of
+        the dataset), as written to ``out_dir/index.csv``.
 
     Raises:
         MissingFilesError, ImageReadError, SizeMismatchError: each names the file(s).
     """
     spec = get_dataset(name)
     source_root, out_dir = Path(source_root), Path(out_dir)
-    records = spec.records(source_root)
-    check_layout(spec, source_root)
+    policy = policy or PreparePolicy()
+    layout = check_layout(spec, source_root, policy.allow_subset)
+    records = layout.records
     preflight(records)
     out_dir.mkdir(parents=True, exist_ok=True)
     out = _Output(out_dir)
+    options = options or LabelOptions()
     n = workers or min(4, os.cpu_count() or 1)
     with ThreadPoolExecutor(max_workers=n) as pool:
-        futures = [pool.submit(_prepare_case, rec, out, fov_cfg) for rec in records]
+        futures = [pool.submit(_prepare_case, rec, out, fov_cfg, spec, options, policy)
+                   for rec in records]
         try:
             rows = [f.result() for f in progress(futures, len(futures), f"prepare {name}")]
         except BaseException:
             for f in futures:
                 f.cancel()  # stop queued cases; index.csv stays unwritten
             raise
-    index = pd.DataFrame(rows, columns=list(COLUMNS))
-    _remove_stale(out, index)
-    info = _dataset_json(spec, source_root, index, fov_cfg)
+    index = pd.DataFrame(rows, columns=[*COLUMNS, *extra_columns(spec),
+                                        *native_columns(_label_columns(spec))])
+    _remove_stale(out, index, extra_columns(spec))
+    info = (_dataset_json(spec, source_root, index, fov_cfg) | label_info(spec, records, options)
+            | policy.info() | {"subset": layout.subset_info()})
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
     if write_bytes_if_changed(out_dir / DATASET_JSON, text.encode()):
         out.changed += 1

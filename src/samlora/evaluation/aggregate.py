@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from samlora.evaluation.evaluate import META_COLUMNS
+from samlora.evaluation.prompt_modes import NO_PROMPT, PROMPT_COLUMN
 from samlora.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,13 @@ def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
 
 def metric_columns(per_image: pd.DataFrame) -> list[str]:
     """Numeric columns that are not run identity or case: the metrics, in file order."""
-    return [c for c in per_image.columns
-            if c not in _ID_COLUMNS and pd.api.types.is_numeric_dtype(per_image[c])]
+    return [c for c in per_image.columns if c not in (*_ID_COLUMNS, PROMPT_COLUMN)
+            and pd.api.types.is_numeric_dtype(per_image[c])]
+
+
+def _with_prompt(columns: Sequence[str], per_image: pd.DataFrame) -> list[str]:
+    """``columns`` plus the prompt column when the table has one (prompted methods)."""
+    return [*columns, PROMPT_COLUMN] if PROMPT_COLUMN in per_image.columns else list(columns)
 
 
 def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
@@ -54,7 +60,9 @@ def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         paths: a glob pattern, one path, or a list of paths.
 
     Returns:
-        One row per (method, train_set, test_set, seed, case); identity columns as str.
+        One row per (method, train_set, test_set, seed, case), and per prompt mode when some
+        file has a ``prompt`` column (rows of files without one get ``none``); identity
+        columns as str.
 
     Raises:
         ValueError: no file given, a file lacks an identity column, or a row appears twice.
@@ -64,15 +72,19 @@ def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         raise ValueError("no per-image metrics files given")
     frames = []
     for path in files:
-        frame = pd.read_csv(path, dtype={c: str for c in _ID_COLUMNS}, keep_default_na=True)
+        frame = pd.read_csv(path, dtype={c: str for c in (*_ID_COLUMNS, PROMPT_COLUMN)},
+                            keep_default_na=True)
         missing = [c for c in _ID_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{path} lacks column(s) {missing}")
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    dup = table.duplicated(list(_ID_COLUMNS), keep=False)
+    if PROMPT_COLUMN in table.columns:
+        table[PROMPT_COLUMN] = table[PROMPT_COLUMN].fillna(NO_PROMPT)
+    ids = _with_prompt(_ID_COLUMNS, table)
+    dup = table.duplicated(ids, keep=False)
     if dup.any():
-        first = table.loc[dup, list(_ID_COLUMNS)].iloc[0].to_dict()
+        first = table.loc[dup, ids].iloc[0].to_dict()
         raise ValueError(f"{int(dup.sum())} duplicated per-image rows, e.g. {first}: "
                          "was a file listed twice?")
     return table
@@ -81,7 +93,7 @@ def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
 def summarize_runs(per_image: pd.DataFrame) -> pd.DataFrame:
     """Summary table from a per-image table (see :func:`aggregate` for its columns)."""
     metrics = metric_columns(per_image)
-    keys = list(GROUP_COLUMNS)
+    keys = _with_prompt(GROUP_COLUMNS, per_image)
     per_seed = per_image.groupby([*keys, "seed"], sort=True)[metrics].mean()
     counts = per_image.groupby([*keys, "seed"], sort=True)["case"].nunique()
     for key, group in counts.groupby(level=keys):
@@ -99,6 +111,8 @@ def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
     """``{method: {train_set: {test_set: {metric: mean, metric_std: std, n_seeds, n_images}}}}``.
 
     DVC flattens this to keys such as ``topolora_sam.drive.chase_db1.dice``; nan is None.
+    A prompted mode's leaf sits inside the prompt-free one as ``prompt_<mode>``
+    (``sam2lora.drive.drive.prompt_box.dice``).
     """
     metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
     out: dict[str, dict] = {}
@@ -109,7 +123,13 @@ def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
             leaf[f"{m}_std"] = _json_float(row[f"{m}_std"])
         leaf["n_seeds"] = int(row["n_seeds"])
         leaf["n_images"] = int(row["n_images"])
-        out.setdefault(row["method"], {}).setdefault(row["train_set"], {})[row["test_set"]] = leaf
+        node = out.setdefault(row["method"], {}).setdefault(row["train_set"], {}) \
+            .setdefault(row["test_set"], {})
+        mode = row.get(PROMPT_COLUMN, NO_PROMPT)
+        if mode == NO_PROMPT:
+            node.update(leaf)
+        else:
+            node[f"prompt_{mode}"] = leaf
     return out
 
 
@@ -127,8 +147,9 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path) -> 
 
     Args:
         per_image_csvs: ``metrics_per_image.csv`` files (or a glob pattern).
-        out_csv: summary table; columns ``method, train_set, test_set``, then
-            ``<metric>_mean, <metric>_std`` per metric, ``n_seeds``, ``n_images``.
+        out_csv: summary table; columns ``method, train_set, test_set`` (and ``prompt``
+            when a prompted method is among the inputs), then ``<metric>_mean,
+            <metric>_std`` per metric, ``n_seeds``, ``n_images``.
         out_json: DVC metrics file, nested as in :func:`summary_to_nested`.
 
     Returns:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from samlora.data.datasets import select_label
 from samlora.evaluation.metrics import check_metric_names, compute_metrics
 from samlora.utils.io import atomic_path, read_prob_png, write_json
 
@@ -66,9 +67,14 @@ def _evaluate_case(
     prob_path: Path,
     threshold: float,
     metrics: Sequence[str],
+    column: str = "mask",
 ) -> dict[str, float]:
-    """Metrics of one test case; ValueError naming the file on a size mismatch."""
-    mask_path = processed_dir / row["mask"]
+    """Metrics of one test case; ValueError naming the file on a size mismatch.
+
+    Where the dataset was prepared at another resolution, the native-size label and FOV
+    (``native_<column>``, ``native_fov``) are used: predictions are at native size.
+    """
+    mask_path = processed_dir / (row.get(f"native_{column}") or row[column])
     gt = read_mask_png(mask_path)
     prob = read_prob_png(prob_path)
     if prob.shape != gt.shape:
@@ -78,7 +84,7 @@ def _evaluate_case(
         )
     fov = None
     if row["fov"]:
-        fov_path = processed_dir / row["fov"]
+        fov_path = processed_dir / (row.get("native_fov") or row["fov"])
         fov = read_mask_png(fov_path)
         if fov.shape != gt.shape:
             raise ValueError(
@@ -112,12 +118,13 @@ def _json_float(x: float) -> float | None:
 def evaluate_predictions(
     processed_dir: Path,
     probs_dir: Path,
-    out_dir: Path,
+    out_dir: Path | None,
     threshold: float,
     metrics: Sequence[str],
     meta: Mapping[str, str],
     *,
     workers: int | None = None,
+    label: str | None = None,
 ) -> pd.DataFrame:
     """Evaluate every test case of a prepared dataset against its predicted probabilities.
 
@@ -125,12 +132,14 @@ def evaluate_predictions(
         processed_dir: ``data/processed/<test_set>/`` holding ``index.csv``.
         probs_dir: folder of ``<case>.png`` 16-bit probability maps at native size.
         out_dir: where ``metrics_per_image.csv`` and ``metrics.json`` are written
-            (atomically).
+            (atomically); None writes nothing (the caller combines tables).
         threshold: a pixel is predicted vessel when its probability is >= threshold.
         metrics: metric names (see :mod:`samlora.evaluation.metrics`).
         meta: run identity; must hold ``method``, ``train_set``, ``test_set``, ``seed``
             (extra keys become extra columns after these).
         workers: threads over images; default ``min(4, cpu count)``.
+        label: the label kind to score against (``cup``); None = the dataset's primary
+            label (column ``mask``). Test cases without that label are left out.
 
     Returns:
         The per-image table: meta columns, ``case``, then one column per metric.
@@ -139,12 +148,14 @@ def evaluate_predictions(
         FileNotFoundError: index.csv or a prediction is missing (the message names it).
         ValueError: a prediction's size differs from its mask, or ``meta`` is incomplete.
     """
-    processed_dir, out_dir = Path(processed_dir), Path(out_dir)
+    processed_dir = Path(processed_dir)
     metrics = check_metric_names(metrics)
     absent = [k for k in META_COLUMNS if k not in meta]
     if absent:
         raise ValueError(f"meta lacks {absent}; it must name {list(META_COLUMNS)}")
-    cases = load_test_cases(processed_dir)
+    column, cases = select_label(processed_dir, load_test_cases(processed_dir), label, False)
+    if cases.empty:
+        raise ValueError(f"{processed_dir}: no test case has a {label!r} label")
     paths = _prob_paths(list(cases["case"]), Path(probs_dir))
     rows = cases.to_dict("records")
     n_workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(rows)))
@@ -152,7 +163,7 @@ def evaluate_predictions(
              n_workers)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         results = list(pool.map(
-            lambda rp: _evaluate_case(rp[0], processed_dir, rp[1], threshold, metrics),
+            lambda rp: _evaluate_case(rp[0], processed_dir, rp[1], threshold, metrics, column),
             zip(rows, paths),
         ))
     meta_cols = list(META_COLUMNS) + [k for k in meta if k not in META_COLUMNS]
@@ -161,6 +172,9 @@ def evaluate_predictions(
          for row, res in zip(rows, results)],
         columns=[*meta_cols, "case", *metrics],
     )
+    if out_dir is None:
+        return table
+    out_dir = Path(out_dir)
     summary = summarize(table, metrics)
     with atomic_path(out_dir / PER_IMAGE_CSV) as tmp:
         table.to_csv(tmp, index=False)

@@ -1,4 +1,4 @@
-"""LoRA on SAM modules through peft, with symbolic target names mapped to anchored regexes."""
+"""LoRA on SAM / SAM 2 modules through peft: symbolic target sets mapped to anchored regexes."""
 
 from __future__ import annotations
 
@@ -11,28 +11,53 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-# Symbolic target -> regex on module names of a segment_anything ``Sam``. peft matches a
-# string ``target_modules`` with re.fullmatch, so these are anchored at both ends; the
-# ``image_encoder.`` prefix keeps the mask decoder's own ``mlp.lin1/lin2`` out.
-LORA_TARGETS: dict[str, str] = {
-    "encoder_ffn": r"image_encoder\.blocks\.\d+\.mlp\.lin[12]",
-    "encoder_qkv": r"image_encoder\.blocks\.\d+\.attn\.qkv",
+# Every attention projection of the mask decoder's two-way transformer: per block the
+# self-attention, token->image and image->token attention, then the final token->image
+# attention; q/k/v/out each. Written relative to the decoder; the family adds its prefix.
+_DECODER_ATTN = (r"transformer\.(?:layers\.\d+\.(?:self_attn|cross_attn_token_to_image"
+                 r"|cross_attn_image_to_token)|final_attn_token_to_image)\.(?:q|k|v|out)_proj")
+
+# Symbolic target -> regex on module names, per backbone family: names inside a
+# segment_anything ``Sam`` (family ``sam``) or inside a ``Sam2Segmenter`` (family ``sam2``,
+# official SAM 2 names). peft matches a string ``target_modules`` with re.fullmatch, so
+# these are anchored at both ends; the ``image_encoder.`` prefix keeps the mask decoder's
+# own MLPs (``mlp.lin1/lin2`` in SAM, ``mlp.layers.0/1`` in SAM 2) out.
+LORA_TARGETS: dict[str, dict[str, str]] = {
+    "sam": {
+        "encoder_ffn": r"image_encoder\.blocks\.\d+\.mlp\.lin[12]",
+        "encoder_attn": r"image_encoder\.blocks\.\d+\.attn\.qkv",
+        "decoder_attn": rf"mask_decoder\.{_DECODER_ATTN}",
+    },
+    "sam2": {
+        "encoder_ffn": r"image_encoder\.trunk\.blocks\.\d+\.mlp\.layers\.[01]",
+        "encoder_attn": r"image_encoder\.trunk\.blocks\.\d+\.attn\.qkv",
+        "decoder_attn": rf"sam_mask_decoder\.{_DECODER_ATTN}",
+    },
 }
 
 
-def target_regex(targets: str | Sequence[str]) -> str:
+def target_regex(targets: str | Sequence[str], family: str = "sam") -> str:
     """The regex for one symbolic target name or a list of them (alternatives).
 
+    Args:
+        targets: names from ``LORA_TARGETS[family]`` (``encoder_ffn``, ``encoder_attn``,
+            ``decoder_attn``).
+        family: the backbone family (``sam`` or ``sam2``).
+
     Raises:
-        ValueError: an unknown name, listing the known ones.
+        ValueError: an unknown family or name, listing the known ones.
     """
+    if family not in LORA_TARGETS:
+        raise ValueError(f"no LoRA targets for backbone family {family!r}; "
+                         f"known: {sorted(LORA_TARGETS)}")
+    table = LORA_TARGETS[family]
     names = [targets] if isinstance(targets, str) else list(targets)
-    unknown = [n for n in names if n not in LORA_TARGETS]
+    unknown = [n for n in names if n not in table]
     if unknown or not names:
-        raise ValueError(f"unknown LoRA targets {unknown or names}; known: {sorted(LORA_TARGETS)}")
+        raise ValueError(f"unknown LoRA targets {unknown or names}; known: {sorted(table)}")
     if len(names) == 1:
-        return LORA_TARGETS[names[0]]
-    return "|".join(f"(?:{LORA_TARGETS[n]})" for n in names)
+        return table[names[0]]
+    return "|".join(f"(?:{table[n]})" for n in names)
 
 
 def lora_module_names(model: nn.Module) -> list[str]:
@@ -40,16 +65,17 @@ def lora_module_names(model: nn.Module) -> list[str]:
     return [name for name, mod in model.named_modules() if isinstance(mod, LoraLayer)]
 
 
-def apply_lora(sam: nn.Module, lora_cfg: Mapping) -> list[str]:
+def apply_lora(sam: nn.Module, lora_cfg: Mapping, family: str = "sam") -> list[str]:
     """Inject LoRA layers into ``sam`` in place (peft ``inject_adapter_in_model``).
 
     Only the LoRA factors are trainable afterwards; the wrapped base layers keep their
     weights under ``<module>.base_layer.*``, so load official weights before this call.
 
     Args:
-        sam: a segment_anything ``Sam`` (or any module with the same names).
+        sam: a segment_anything ``Sam`` (family ``sam``) or a ``Sam2Segmenter`` (``sam2``).
         lora_cfg: the method's ``lora`` mapping: ``r``, ``alpha``, ``dropout`` and
             ``targets`` (a symbolic name from :data:`LORA_TARGETS` or a list of them).
+        family: the backbone family whose module names ``sam`` has.
 
     Returns:
         The targeted module names, e.g. ``image_encoder.blocks.0.mlp.lin1``.
@@ -64,7 +90,7 @@ def apply_lora(sam: nn.Module, lora_cfg: Mapping) -> list[str]:
         r=int(lora_cfg["r"]),
         lora_alpha=float(lora_cfg["alpha"]),
         lora_dropout=float(lora_cfg["dropout"]),
-        target_modules=target_regex(targets),
+        target_modules=target_regex(targets, family),
         bias="none",
     )
     inject_adapter_in_model(config, sam)

@@ -8,13 +8,22 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from samlora.models.sam import get_arch
+from samlora.models import sam, sam2_build
 from samlora.models.registry import build_model
 from samlora.models.segmenter import count_parameters
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["method", "backbone", "total", "trainable", "pct", "lora", "adapter", "decoder"]
+COLUMNS = ["method", "backbone", "total", "trainable", "pct", "lora", "adapter", "encoder",
+           "decoder", "head"]
+ADAPTER_CHANNELS = 256  # SAM's image-embedding width, where the spatial adapter sits
+ADAPTER_NOTE = (
+    "TopoLoRA-SAM's reference code uses the structure DWConv3x3 -> Conv1x1(C->h) -> BN -> GELU "
+    "-> Conv1x1(h->C) at h=256: 133,888 parameters, the figure inside its 4.93M (5.21 %). "
+    "The paper's formula z + Conv1x1(ReLU(DWConv3x3(z))) at C=256 counts 68,352 with biases "
+    "(67,840 without), i.e. ~68K. The paper's ~66K matches that formula's 1x1 conv alone "
+    "(65,792, the depthwise 3x3 left out), or the reference structure at hidden width 124 "
+    "(66,040); width 128 gives 68,096.")
 
 
 def _backbone_cfg(cfg: Mapping, backbone: str, arch_override: str | None) -> dict:
@@ -22,8 +31,18 @@ def _backbone_cfg(cfg: Mapping, backbone: str, arch_override: str | None) -> dic
         raise KeyError(f"unknown backbone {backbone!r}; known: {sorted(cfg['backbones'])}")
     bcfg = dict(cfg["backbones"][backbone])
     if arch_override is not None:
+        family = str(bcfg.get("family", "sam"))
+        archs = {"sam": sam.get_arch, "sam2": sam2_build.get_arch}.get(family)
+        if family == "baseline" and arch_override == "tiny":  # each baseline's own tiny one
+            from samlora.models.baselines.nets import get_arch as baseline_arch
+
+            bcfg["arch"] = baseline_arch(str(bcfg["arch"])).tiny
+            return bcfg
+        if archs is None:  # no architecture of that name in this family
+            log.warning("backbone %s (family %s) keeps its own architecture", backbone, family)
+            return bcfg
         bcfg["arch"] = arch_override
-        bcfg["img_size"] = get_arch(arch_override).default_img_size
+        bcfg["img_size"] = archs(arch_override).default_img_size
     return bcfg
 
 
@@ -38,11 +57,15 @@ def params_table(cfg: Mapping, methods: Sequence[str] | None = None,
         cfg: the composed params (needs ``methods`` and ``backbones``).
         methods: method names; None = every entry of ``cfg.methods``.
         arch_override: build every method on this architecture instead (at its default
-            input size), e.g. ``tiny`` for a quick check.
+            input size), e.g. ``tiny`` (each SAM family has one) for a quick check;
+            families without such architectures keep their own.
 
     Returns:
-        Columns ``method, backbone, total, trainable, pct, lora, adapter, decoder``;
-        ``pct`` is 100 · trainable / total, total including LoRA and adapter parameters.
+        Columns ``method, backbone, total, trainable, pct`` and the trainable split
+        ``lora, adapter, encoder, decoder, head`` (see ``segmenter.count_parameters``);
+        ``pct`` is 100 · trainable / total, total including LoRA and adapter parameters
+        and, for SAM 2, the release's video-memory modules the segmenter does not hold
+        (so a plain SAM 2.1 hiera_t counts 38,962,498).
     """
     names = list(methods) if methods else list(cfg["methods"])
     unknown = [m for m in names if m not in cfg["methods"]]
@@ -58,8 +81,31 @@ def params_table(cfg: Mapping, methods: Sequence[str] | None = None,
         del model
         gc.collect()
         rows.append({"method": name, "backbone": backbone, "total": c["total"],
-                     "trainable": c["trainable"], "pct": c["trainable_pct"], "lora": c["lora"],
-                     "adapter": c["adapter"], "decoder": c["decoder"]})
+                     "trainable": c["trainable"], "pct": c["trainable_pct"],
+                     **{k: c[k] for k in ("lora", "adapter", "encoder", "decoder", "head")}})
         log.info("%s on %s: %s of %s trainable (%.2f %%)", name, backbone,
                  f"{c['trainable']:,}", f"{c['total']:,}", c["trainable_pct"])
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def adapter_budgets(channels: int = ADAPTER_CHANNELS) -> pd.DataFrame:
+    """Parameters of the spatial adapter in the configurations behind the two published
+    figures (see :data:`ADAPTER_NOTE`), counted on the built modules.
+
+    Returns:
+        Columns ``configuration, params``.
+    """
+    from torch import nn
+
+    from samlora.models.adapter import SpatialAdapter
+
+    def n(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    formula = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
+                            nn.ReLU(), nn.Conv2d(channels, channels, 1))
+    rows = [(f"reference code, hidden {h}", n(SpatialAdapter(channels, h)))
+            for h in (channels, 128, 124)]
+    rows += [("paper formula Conv1x1(ReLU(DWConv3x3(z))), biases", n(formula)),
+             ("paper formula, its Conv1x1 alone", n(formula[2]))]
+    return pd.DataFrame(rows, columns=["configuration", "params"])

@@ -23,6 +23,8 @@ Builder = Callable[..., nn.Module]
 #: family -> module that registers its builder on import.
 FAMILY_MODULES: dict[str, str] = {
     "sam": "samlora.models.segmenter",
+    "sam2": "samlora.models.sam2_segmenter",
+    "baseline": "samlora.models.baselines.segmenter",
 }
 
 _BUILDERS: dict[str, Builder] = {}

@@ -1,4 +1,5 @@
-"""Prompt-free SAM segmenter: frozen SAM + LoRA + spatial adapter + trainable mask decoder."""
+"""SAM segmenter: frozen SAM + LoRA + spatial adapter + trainable mask decoder; prompt-free by
+default, optionally with point/box prompts (see :mod:`samlora.models.prompts`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from torch import nn
 
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.lora import apply_lora
+from samlora.models.prompts import Prompts, check_prompts, image_prompts, prompts_to
 from samlora.models.registry import register_family
 
 log = logging.getLogger(__name__)
@@ -30,13 +32,16 @@ def _is_lora(name: str) -> bool:
 
 
 class SamSegmenter(nn.Module):
-    """Binary segmentation with SAM and no prompts: image in, one logit map out.
+    """Binary segmentation with SAM: image (and optional prompts) in, one logit map out.
 
     Attributes:
         sam: the segment_anything model (LoRA layers injected in place, if any).
         adapter: the spatial adapter on the image embedding, or None.
         img_size: the input side ``S`` in px the model expects.
     """
+
+    #: parameter-name prefix of the mask decoder (freezing policy, parameter counts).
+    decoder_prefix = DECODER_PREFIX
 
     def __init__(self, sam: Sam, adapter: SpatialAdapter | None = None) -> None:
         super().__init__()
@@ -60,52 +65,91 @@ class SamSegmenter(nn.Module):
         emb = self.sam.image_encoder(x)
         return self.adapter(emb) if self.adapter is not None else emb
 
-    def decode(self, emb: torch.Tensor) -> torch.Tensor:
-        """Prompt-free mask decoding, one image at a time (as ``Sam.forward`` loops).
+    def decode_with_iou(self, emb: torch.Tensor, prompts: Prompts | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask decoding one image at a time (as ``Sam.forward`` loops), with or without prompts.
 
         Args:
             emb: ``B×C×h×w`` image embeddings.
+            prompts: the batched prompt dict of :mod:`samlora.models.prompts` (points in
+                model-input px), or None for prompt-free decoding of every image.
 
         Returns:
-            ``B×1×4h×4w`` low-resolution mask logits.
+            ``B×1×4h×4w`` low-resolution mask logits and the decoder's ``B×1`` predicted IoU.
         """
         pe = self.sam.prompt_encoder
-        sparse, dense = pe(points=None, boxes=None, masks=None)  # 1×0×C, 1×C×h×w
         image_pe = pe.get_dense_pe()  # 1×C×h×w
-        lows = [
-            self.sam.mask_decoder(
+        if prompts is not None:
+            check_prompts(prompts, emb.shape[0])
+            prompts = prompts_to(prompts, emb.device)
+        free = pe(points=None, boxes=None, masks=None)  # 1×0×C, 1×C×h×w
+        lows, ious = [], []
+        for i, e in enumerate(emb):
+            points, box = image_prompts(prompts, i)
+            sparse, dense = free if points is None and box is None else \
+                pe(points=points, boxes=box, masks=None)
+            low, iou = self.sam.mask_decoder(
                 image_embeddings=e.unsqueeze(0),
                 image_pe=image_pe,
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
                 multimask_output=False,
-            )[0]
-            for e in emb
-        ]
-        return torch.cat(lows, dim=0)
+            )
+            lows.append(low)
+            ious.append(iou)
+        return torch.cat(lows, dim=0), torch.cat(ious, dim=0)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Segment a batch of images.
+    def decode(self, emb: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
+        """Low-resolution ``B×1×4h×4w`` mask logits of :meth:`decode_with_iou`."""
+        return self.decode_with_iou(emb, prompts)[0]
+
+    def forward_with_iou(self, images: torch.Tensor, prompts: Prompts | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segment a batch of images and return the decoder's predicted IoU too.
 
         Args:
             images: ``B×3×S×S`` RGB, float in 0..255, ``S = img_size``.
+            prompts: batched prompts (:mod:`samlora.models.prompts`) or None (prompt-free).
+
+        Returns:
+            ``B×1×S×S`` logits (bilinear upsampling of the decoder's low-res logits) and
+            ``B×1`` predicted IoU.
+        """
+        low, iou = self.decode_with_iou(self.embed(images), prompts)
+        logits = F.interpolate(low, size=(self.img_size, self.img_size), mode="bilinear",
+                               align_corners=False)
+        return logits, iou
+
+    def forward(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
+        """Segment a batch of images; prompt-free unless ``prompts`` is given.
+
+        Args:
+            images: ``B×3×S×S`` RGB, float in 0..255, ``S = img_size``.
+            prompts: batched prompts (:mod:`samlora.models.prompts`) or None (prompt-free).
 
         Returns:
             ``B×1×S×S`` logits (bilinear upsampling of the decoder's low-res logits).
         """
-        low = self.decode(self.embed(images))
-        return F.interpolate(low, size=(self.img_size, self.img_size), mode="bilinear",
-                             align_corners=False)
+        return self.forward_with_iou(images, prompts)[0]
 
 
-def set_trainable(model: SamSegmenter, train_decoder: bool) -> None:
-    """Freeze everything except the LoRA factors, the adapter and (optionally) the decoder."""
+def set_trainable(model: SamSegmenter, train_decoder: bool, train_encoder: bool = False) -> None:
+    """Freeze everything except the LoRA factors, the adapter and, optionally, the decoder
+    and the rest (image and prompt encoders: ``train_encoder`` is full fine-tuning)."""
+    prefix = _decoder_prefix(model)
     for name, p in model.named_parameters():
+        in_decoder = name.startswith(prefix)
         p.requires_grad = (
             _is_lora(name)
             or name.startswith(ADAPTER_PREFIX)
-            or (train_decoder and name.startswith(DECODER_PREFIX))
+            or (train_decoder and in_decoder)
+            or (train_encoder and not in_decoder)
         )
+
+
+def _decoder_prefix(model: nn.Module) -> str:
+    """Parameter-name prefix of the model's mask decoder (each segmenter class sets one)."""
+    return getattr(model, "decoder_prefix", DECODER_PREFIX)
 
 
 def _get(cfg: Mapping, key: str, default: Any = None) -> Any:
@@ -123,7 +167,9 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
 
     Args:
         method_cfg: ``methods.<name>`` from params.yaml: ``lora`` (null or r/alpha/dropout/
-            targets), ``adapter`` (null or ``hidden``) and ``decoder`` (``train``|``freeze``).
+            targets), ``adapter`` (null or ``hidden``), ``decoder`` (``train``|``freeze``) and
+            ``encoder`` (``freeze``, the default, or ``train``: the image and prompt
+            encoders' own weights train too, i.e. full fine-tuning).
         backbone_cfg: ``backbones.<id>``: ``family`` (sam), ``arch``, ``img_size`` and
             ``checkpoint`` (null = random weights, or file/url/bytes/sha256).
         models_dir: where official checkpoints live (default ``models/pretrained``).
@@ -139,8 +185,10 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     if family != "sam":
         raise ValueError(f"backbone family {family!r} is not supported (only 'sam')")
     decoder = _get(method_cfg, "decoder", "train")
-    if decoder not in DECODER_MODES:
-        raise ValueError(f"method decoder must be one of {DECODER_MODES}, got {decoder!r}")
+    encoder = _get(method_cfg, "encoder", "freeze")
+    if decoder not in DECODER_MODES or encoder not in DECODER_MODES:
+        raise ValueError(f"method decoder and encoder must be one of {DECODER_MODES}, got "
+                         f"{decoder!r} and {encoder!r}")
     arch, img_size = str(backbone_cfg["arch"]), int(backbone_cfg["img_size"])
     sam = build_sam(arch, img_size)
     spec = _get(backbone_cfg, "checkpoint")
@@ -158,17 +206,25 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     if adapter_cfg:
         adapter = SpatialAdapter(sam.prompt_encoder.embed_dim, int(adapter_cfg["hidden"]))
     model = SamSegmenter(sam, adapter)
-    set_trainable(model, train_decoder=decoder == "train")
+    set_trainable(model, train_decoder=decoder == "train", train_encoder=encoder == "train")
     return model.train()
 
 
 def _adapter_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: b for n, b in model.named_buffers() if n.startswith(ADAPTER_PREFIX)}
+    """Persistent buffers of every module that owns a trainable parameter: the BatchNorm
+    running statistics of the adapter, or of a fully trained baseline network."""
+    persistent = set(model.state_dict())
+    out = {}
+    for prefix, mod in model.named_modules():
+        if any(p.requires_grad for p in mod.parameters(recurse=False)):
+            out.update({n: b for n, b in mod.named_buffers(prefix=prefix, recurse=False)
+                        if n in persistent})
+    return out
 
 
 def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The weights a run trains: parameters with ``requires_grad`` plus the adapter's
-    BatchNorm buffers (running mean/var, batch count), as detached copies.
+    """The weights a run trains: parameters with ``requires_grad`` plus the buffers of the
+    modules that own them (BatchNorm running mean/var, batch count), as detached copies.
 
     Returns:
         ``{name: tensor}`` with names as in ``model.state_dict()``.
@@ -201,15 +257,24 @@ def load_trainable_state_dict(model: nn.Module, sd: Mapping[str, torch.Tensor]) 
             target.copy_(sd[name].to(device=target.device, dtype=target.dtype))
 
 
-def count_parameters(model: SamSegmenter) -> dict[str, float]:
-    """Parameter counts of a segmenter.
+def count_parameters(model: nn.Module) -> dict[str, float]:
+    """Parameter counts of a segmenter (SAM, SAM 2 or baseline).
 
     Returns:
-        ``total`` (all parameters, LoRA and adapter included), ``trainable``,
-        ``trainable_pct`` (100 · trainable / total), and the trainable share by group:
-        ``lora``, ``adapter``, ``decoder`` (0 when the decoder is frozen).
+        ``total`` (all parameters, LoRA and adapter included, plus ``unused``),
+        ``trainable``, ``trainable_pct`` (100 · trainable / total), the trainable share by
+        group: ``lora``, ``adapter``, ``encoder`` (the backbone's own encoder weights: full
+        fine-tuning, baselines; for SAM the image and prompt encoders), ``decoder`` (0 when
+        the decoder is frozen) and ``head`` (a baseline's final prediction layers; SAM's
+        mask decoder is counted whole under ``decoder``), and ``unused``: parameters of the
+        official model the segmenter does not hold (SAM 2's video-memory modules; 0 for
+        SAM), so ``total`` is the release's figure.
     """
-    total = trainable = lora = adapter = decoder = 0
+    unused = int(getattr(model, "unused_params", 0))
+    total, trainable = unused, 0
+    groups = dict.fromkeys(("lora", "adapter", "encoder", "decoder", "head"), 0)
+    decoder_prefix = _decoder_prefix(model)
+    group_of = getattr(model, "param_group", None)  # baselines name their own groups
     for name, p in model.named_parameters():
         n = p.numel()
         total += n
@@ -217,11 +282,13 @@ def count_parameters(model: SamSegmenter) -> dict[str, float]:
             continue
         trainable += n
         if _is_lora(name):
-            lora += n
+            groups["lora"] += n
         elif name.startswith(ADAPTER_PREFIX):
-            adapter += n
-        elif name.startswith(DECODER_PREFIX):
-            decoder += n
+            groups["adapter"] += n
+        elif group_of is not None:
+            groups[group_of(name)] += n
+        else:
+            groups["decoder" if name.startswith(decoder_prefix) else "encoder"] += n
     return {"total": total, "trainable": trainable,
             "trainable_pct": 100.0 * trainable / total if total else 0.0,
-            "lora": lora, "adapter": adapter, "decoder": decoder}
+            **groups, "unused": unused}

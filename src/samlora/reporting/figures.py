@@ -151,8 +151,11 @@ def overlay_figure(
 def per_image_figure(per_image: pd.DataFrame, metric: str = "dice") -> Figure:
     """Distribution of a per-image metric: one box per test set and method (all seeds).
 
+    A prompted method's modes are told apart as ``<method> (<mode>)``.
+
     Args:
-        per_image: concatenated per-image table (``method``, ``test_set``, metric columns).
+        per_image: concatenated per-image table (``method``, ``test_set``, metric columns;
+            optionally ``prompt``).
         metric: metric column to plot.
 
     Returns:
@@ -163,6 +166,10 @@ def per_image_figure(per_image: pd.DataFrame, metric: str = "dice") -> Figure:
     use_style()
     if metric not in per_image.columns:
         raise KeyError(f"per-image table has no '{metric}' column")
+    if "prompt" in per_image.columns:
+        prompted = per_image["prompt"].fillna("none") != "none"
+        per_image = per_image.assign(method=per_image["method"].where(
+            ~prompted, per_image["method"] + " (" + per_image["prompt"].astype(str) + ")"))
     fig = Figure(figsize=(6.5, 3.8), layout="constrained")
     ax = fig.add_subplot()
     with warnings.catch_warnings():  # seaborn 0.13 passes bxp(vert=...), deprecated in mpl 3.11

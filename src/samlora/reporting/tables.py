@@ -37,8 +37,9 @@ def main_table(summary: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
 
     Returns:
         String cells "mean ± std" (std over seeds) indexed by (Method, Train set,
-        Test set), columns Dice, IoU, AUC, clDice (those present in ``summary``), rows in
-        the order of ``summary``.
+        Test set), plus Prompt when ``summary`` has a ``prompt`` column (prompted methods),
+        columns Dice, IoU, AUC, clDice (those present in ``summary``), rows in the order
+        of ``summary``.
 
     Raises:
         ValueError: ``summary`` lacks the identity columns or holds no known metric.
@@ -49,8 +50,9 @@ def main_table(summary: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     metrics = [m for m in METRIC_LABELS if f"{m}_mean" in summary.columns]
     if not metrics:
         raise ValueError(f"summary holds none of the metrics {list(METRIC_LABELS)}")
+    labels = {**INDEX_LABELS, **({"prompt": "Prompt"} if "prompt" in summary.columns else {})}
     table = pd.DataFrame(index=pd.MultiIndex.from_frame(
-        summary[list(INDEX_LABELS)].astype(str), names=list(INDEX_LABELS.values())))
+        summary[list(labels)].astype(str), names=list(labels.values())))
     for m in metrics:
         nan = [float("nan")] * len(summary)
         std = summary[f"{m}_std"] if f"{m}_std" in summary.columns else nan

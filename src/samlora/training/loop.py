@@ -15,7 +15,9 @@ from torch.utils.data import DataLoader
 
 from samlora.config import save_config
 from samlora.training.optim import build_optimizer, build_scheduler
+from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
+from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
 from samlora.training.state import (
     WEIGHTS,
     frozen_fingerprint,
@@ -74,7 +76,11 @@ def _loaders(rc: dict[str, Any], size: int) -> tuple[Any, Any]:
     processed = Path(rc["data"]["processed_dir"]) / rc["train_set"]
     index = pd.read_csv(processed / "index.csv", dtype={"case": str})
     cases = sorted(index.loc[index["split"] == "train", "case"])
-    train_cases, val_cases = carve_val(cases, rc["train"]["val_fraction"], rc["seed"])
+    official_val = sorted(index.loc[index["split"] == "val", "case"])
+    if official_val:  # the split file has an official validation split (REFUGE2)
+        train_cases, val_cases = cases, official_val
+    else:
+        train_cases, val_cases = carve_val(cases, rc["train"]["val_fraction"], rc["seed"])
     log.info("train on %d cases, validate on %d", len(train_cases), len(val_cases))
     aug = rc["train"]["augment"]
     train_ds = SegmentationDataset(processed, cases=train_cases, size=size, augment=aug,
@@ -94,14 +100,18 @@ def _loader(ds: Any, rc: dict[str, Any], shuffle_seed: int | None) -> DataLoader
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
-             device: torch.device) -> dict[str, float]:
-    """Mean loss and FOV-restricted Dice (threshold 0.5) over an un-augmented loader."""
+             device: torch.device, prompt_fn: PromptFn | None = None) -> dict[str, float]:
+    """Mean loss and FOV-restricted Dice (threshold 0.5) over an un-augmented loader.
+
+    ``prompt_fn`` (see :func:`samlora.training.prompted.training_prompts`) gives the
+    prompts of each batch for a prompted method; None validates prompt-free.
+    """
     model.eval()
     losses, dices = [], []
     for batch in loader:
-        logits = model(batch["image"].to(device))
+        loss, _, logits = model_step(model, batch, loss_fn, device, prompt_fn)
         target, fov = batch["mask"].to(device), batch["fov"].to(device)
-        losses.append(loss_fn(logits, target)[0].item())
+        losses.append(loss.item())
         pred = (logits > 0).float() * fov
         gt = target * fov
         inter = (pred * gt).sum(dim=(1, 2, 3))
@@ -118,16 +128,18 @@ def _set_epoch(ds: Any, epoch: int) -> None:
 
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
                     opt: torch.optim.Optimizer, sched: Any, rc: dict[str, Any],
-                    device: torch.device, desc: str) -> float:
-    """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss."""
+                    device: torch.device, desc: str, prompt_fn: PromptFn | None = None) -> float:
+    """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss.
+
+    ``prompt_fn`` samples each batch's training prompts (None: prompt-free).
+    """
     model.train()
     accum, clip = rc["train"]["grad_accum"], rc["train"]["grad_clip"]
     params = [p for p in model.parameters() if p.requires_grad]
     total, n = 0.0, len(loader)
     opt.zero_grad(set_to_none=True)
     for i, batch in enumerate(progress(loader, n, desc, rc["train"]["log_every"])):
-        logits = model(batch["image"].to(device))
-        loss, _ = loss_fn(logits, batch["mask"].to(device))
+        loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn)
         (loss / accum).backward()
         total += loss.item()
         if (i + 1) % accum == 0 or i + 1 == n:
@@ -162,9 +174,15 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
     counts = count_parameters(model)
     log.info("method %s on %s, seed %d: %s trainable of %s (%.2f %%)", method, train_set, seed,
              f"{counts['trainable']:,}", f"{counts['total']:,}", counts["trainable_pct"])
+    if counts["trainable"] == 0:  # zero-shot: nothing to train, an empty weights file
+        log.info("method %s has no trainable parameters: writing %s without training",
+                 method, WEIGHTS)
+        save_weights(run_dir / WEIGHTS, {}, build_manifest(model, rc, fingerprint, epochs=0))
+        return {}
     model.to(device)
     train_ds, val_ds = _loaders(rc, model.img_size)
     loss_fn = build_loss(rc["method_cfg"]["loss"])
+    prompting = prompt_settings(rc["method_cfg"])
     epochs, accum = rc["train"]["epochs"], rc["train"]["grad_accum"]
     steps_per_epoch = math.ceil(math.ceil(len(train_ds) / rc["train"]["batch_size"]) / accum)
     opt = build_optimizer(model.parameters(), rc["train"]["lr"], rc["train"]["weight_decay"])
@@ -177,9 +195,11 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
         loader = _loader(train_ds, rc, shuffle_seed=seed * 100_003 + epoch)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
         row["train_loss"] = train_one_epoch(model, loader, loss_fn, opt, sched, rc, device,
-                                            f"epoch {epoch + 1}/{epochs}")
+                                            f"epoch {epoch + 1}/{epochs}",
+                                            training_prompts(prompting, seed, epoch))
         if val_ds is not None:
-            row.update(validate(model, _loader(val_ds, rc, None), loss_fn, device))
+            row.update(validate(model, _loader(val_ds, rc, None), loss_fn, device,
+                                training_prompts(prompting, seed, None)))
         history.append(row)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -192,10 +212,8 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
         })
     if live is not None:
         live.end()
-    manifest = {"method": method, "train_set": train_set, "seed": seed,
-                "backbone": rc["backbone"], "frozen_sha256": fingerprint,
-                "trainable": counts["trainable"], "epochs": epochs}
-    save_weights(run_dir / WEIGHTS, trainable_state_dict(model), manifest)
+    save_weights(run_dir / WEIGHTS, trainable_state_dict(model),
+                 build_manifest(model, rc, fingerprint, epochs))
     return history[-1] if history else {}
 
 

@@ -3,32 +3,36 @@
 Official layout: ``training/{images,1st_manual,mask}`` (ids 21–40) and
 ``test/{images,1st_manual,2nd_manual,mask}`` (ids 01–20). ``2nd_manual`` holds palette
 GIFs with indices 0/1 (read through grey + threshold 128, see ``samlora.data.io``).
+Split: ``splits/drive.json`` (official).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from samlora.data.registry import DatasetSpec, Record, Source
-
-TRAIN_IDS = tuple(f"{i:02d}" for i in range(21, 41))
-TEST_IDS = tuple(f"{i:02d}" for i in range(1, 21))
+from samlora.data.registry import DatasetSpec, Record, Source, native_id
 
 
-def read_layout(root: Path) -> list[Record]:
-    """Expected records of the official DRIVE layout under ``root`` (20 train, 20 test)."""
+def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
+    """Expected records of the official DRIVE layout under ``root``, one per split-file case.
+
+    The folder follows the native id (21–40 ``training/``, 01–20 ``test/``); only the
+    test folder ships a second observer.
+    """
     recs = []
-    for split, sub, ids in (("train", "training", TRAIN_IDS), ("test", "test", TEST_IDS)):
+    for case, split in assignment.items():
+        n = native_id("drive", case)
+        sub = "training" if int(n) >= 21 else "test"
         base = root / sub
-        for n in ids:
-            recs.append(Record(
-                case=f"drive_{n}",
-                split=split,
-                image=base / "images" / f"{n}_{sub}.tif",
-                mask=base / "1st_manual" / f"{n}_manual1.gif",
-                mask2=base / "2nd_manual" / f"{n}_manual2.gif" if split == "test" else None,
-                fov=base / "mask" / f"{n}_{sub}_mask.gif",
-            ))
+        recs.append(Record(
+            case=case,
+            split=split,
+            image=base / "images" / f"{n}_{sub}.tif",
+            mask=base / "1st_manual" / f"{n}_manual1.gif",
+            mask2=base / "2nd_manual" / f"{n}_manual2.gif" if sub == "test" else None,
+            fov=base / "mask" / f"{n}_{sub}_mask.gif",
+        ))
     return recs
 
 
@@ -46,6 +50,4 @@ SPEC = DatasetSpec(
                  "IEEE TMI 23(4), 2004",
     ),
     reader=read_layout,
-    split_convention="official: training/ (ids 21-40) = train, test/ (ids 01-20) = test; "
-                     "1st_manual is the reference, 2nd_manual (test only) the human baseline",
 )

@@ -1,0 +1,133 @@
+"""Several binary targets per case: decode a record's labels and name their index columns.
+
+A prepared folder keeps the dataset's primary label (vessel, or disc for disc/cup sets)
+in ``masks/`` (column ``mask``), a second observer's in ``masks2/`` (column ``mask2``),
+and each further label kind ``k`` of :attr:`DatasetSpec.extra_labels` in ``masks_k/``
+(column ``mask_k``; empty where a case lacks it, e.g. a cup drawn on some images only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from samlora.data.errors import LabelFormatError, SizeMismatchError
+from samlora.data.io import IMAGE_SUFFIXES
+from samlora.data.labels import LabelOptions, SoftMap, decode_label, describe_reader
+from samlora.data.registry import DatasetSpec, Record
+
+#: FOV policies of :attr:`DatasetSpec.fov_default` and the ``fov_source`` they record.
+FOV_SOURCES = {"computed": "computed", "whole": "whole_image"}
+
+
+def extra_columns(spec: DatasetSpec) -> list[str]:
+    """Index columns of the further label kinds (``mask_cup`` for ``cup``)."""
+    return [f"mask_{kind}" for kind in spec.extra_labels]
+
+
+def label_folder(column: str) -> str:
+    """Output folder of a label column: ``mask`` -> ``masks``, ``mask_cup`` -> ``masks_cup``."""
+    return "masks" + column[len("mask"):]
+
+
+def label_column(spec_info: dict[str, Any], label: str | None) -> str:
+    """The index column holding ``label`` in a prepared folder.
+
+    Args:
+        spec_info: the folder's ``dataset.json`` (``primary_label``, ``label_columns``).
+        label: a label kind (``disc``, ``cup``), or None for the primary label.
+
+    Raises:
+        KeyError: the dataset has no such label kind (lists the kinds it has).
+    """
+    if label is None or label == spec_info.get("primary_label"):
+        return "mask"
+    columns = spec_info.get("label_columns", {})
+    if label not in columns:
+        kinds = [spec_info.get("primary_label", "?"), *columns]
+        raise KeyError(f"dataset {spec_info.get('id')!r} has no label {label!r}; "
+                       f"it has {kinds}")
+    return columns[label]
+
+
+def has_image_header(path: Path) -> bool:
+    """True for label files that are images (their size can be read from the header)."""
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def _checked(rec: Record, hw: tuple[int, int], path: Path, what: str,
+             arr: np.ndarray | None) -> np.ndarray | None:
+    if arr is not None and tuple(arr.shape[:2]) != tuple(hw):
+        raise SizeMismatchError(
+            f"{what} {path} is {arr.shape[1]}×{arr.shape[0]} (w×h) but its image "
+            f"{rec.image} is {hw[1]}×{hw[0]}")
+    return arr
+
+
+def decode_labels(rec: Record, spec: DatasetSpec, hw: tuple[int, int],
+                  options: LabelOptions) -> dict[str, np.ndarray]:
+    """Decode every label of ``rec`` and check it has its image's size.
+
+    Args:
+        rec: the case.
+        spec: its dataset (declares which extra kinds may appear).
+        hw: (H, W) of the decoded image.
+        options: label decoding choices (soft-map rule).
+
+    Returns:
+        ``{column: H×W bool}`` for ``mask``, ``mask2`` (where shipped) and each
+        ``mask_<kind>`` the case has.
+
+    Raises:
+        LabelFormatError: the primary label is absent from its file, or the record carries
+            a kind its spec does not declare.
+        SizeMismatchError: a label differs from the image's size (names both files).
+    """
+    mask = decode_label(rec.mask, rec.mask_reader, hw, options)
+    if mask is None:
+        raise LabelFormatError(f"{rec.mask}: holds no {spec.primary_label} annotation")
+    out = {"mask": _checked(rec, hw, rec.mask, "mask", mask)}
+    if rec.mask2 is not None:
+        arr = decode_label(rec.mask2, rec.mask2_reader, hw, options)
+        if arr is not None:
+            out["mask2"] = _checked(rec, hw, rec.mask2, "second-observer mask", arr)
+    for lab in rec.extra:
+        if lab.kind not in spec.extra_labels:
+            raise LabelFormatError(f"{spec.id}: case {rec.case} carries label kind "
+                                   f"{lab.kind!r}, not among {list(spec.extra_labels)}")
+        arr = decode_label(lab.path, lab.reader, hw, options)
+        if arr is not None:
+            out[f"mask_{lab.kind}"] = _checked(rec, hw, lab.path, f"{lab.kind} mask", arr)
+    return out
+
+
+def default_fov(spec: DatasetSpec, hw: tuple[int, int]) -> np.ndarray | None:
+    """The whole-image FOV for ``fov_default == "whole"``; None where it must be computed."""
+    if spec.fov_default not in FOV_SOURCES:
+        raise ValueError(f"{spec.id}: fov_default must be one of {list(FOV_SOURCES)}, "
+                         f"got {spec.fov_default!r}")
+    return np.ones(hw, dtype=bool) if spec.fov_default == "whole" else None
+
+
+def label_info(spec: DatasetSpec, records: Sequence[Record],
+               options: LabelOptions) -> dict[str, Any]:
+    """What ``dataset.json`` records about the labels: kinds, columns and decoding."""
+    readers: dict[str, str] = {}
+    for rec in records[:1]:
+        readers["mask"] = describe_reader(rec.mask_reader)
+        if rec.mask2 is not None:
+            readers["mask2"] = describe_reader(rec.mask2_reader)
+        readers.update({f"mask_{lab.kind}": describe_reader(lab.reader) for lab in rec.extra})
+    info: dict[str, Any] = {
+        "primary_label": spec.primary_label,
+        "label_columns": {kind: f"mask_{kind}" for kind in spec.extra_labels},
+        "label_readers": readers,
+    }
+    used = (r for rec in records
+            for r in (rec.mask_reader, rec.mask2_reader, *(lab.reader for lab in rec.extra)))
+    if any(isinstance(r, SoftMap) for r in used):
+        info["soft_maps"] = options.soft_maps
+    return info

@@ -1,0 +1,57 @@
+"""IDRiD, segmentation part (Porwal et al. 2018): 81 fundus images, optic disc masks.
+
+Official layout (``A. Segmentation.zip`` from IEEE DataPort, after registration)::
+
+    A. Segmentation/1. Original Images/{a. Training Set,b. Testing Set}/IDRiD_NN.jpg
+    A. Segmentation/2. All Segmentation Groundtruths/{a. Training Set,b. Testing Set}/
+        5. Optic Disc/IDRiD_NN_OD.tif
+
+Only the optic disc is used. The masks are colour TIFFs with the structure drawn in one
+channel (check), so any channel ≥ 128 is foreground. As for the other disc/cup sets the
+FOV is the whole image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from samlora.data.labels import AnyChannel
+from samlora.data.registry import DatasetSpec, Record, Source, native_id
+
+TOP = "A. Segmentation"
+SUBSET = {"train": "a. Training Set", "test": "b. Testing Set"}
+
+
+def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
+    """Expected records under ``root`` (the folder holding ``A. Segmentation/``)."""
+    recs = []
+    for case, split in assignment.items():
+        name = f"IDRiD_{native_id('idrid', case)}"
+        recs.append(Record(
+            case=case, split=split,
+            image=root / TOP / "1. Original Images" / SUBSET[split] / f"{name}.jpg",
+            mask=(root / TOP / "2. All Segmentation Groundtruths" / SUBSET[split]
+                  / "5. Optic Disc" / f"{name}_OD.tif"),
+            mask_reader=AnyChannel(),
+        ))
+    return recs
+
+
+SPEC = DatasetSpec(
+    id="idrid",
+    task="disc_cup",
+    label_kinds=("disc",),
+    folder="IDRiD",
+    source=Source(
+        homepage="https://idrid.grand-challenge.org/",
+        registration=True,
+        placement=("the segmentation archive (A. Segmentation.zip, from IEEE DataPort), or "
+                   "its extracted folder 'A. Segmentation/'"),
+        citation="Porwal et al., Indian Diabetic Retinopathy Image Dataset (IDRiD): a "
+                 "database for diabetic retinopathy screening research, Data 3(3), 2018",
+    ),
+    reader=read_layout,
+    labels=(("background", 0), ("disc", 1)),
+    fov_default="whole",
+)

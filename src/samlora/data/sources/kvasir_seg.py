@@ -1,0 +1,48 @@
+"""Kvasir-SEG (Jha et al. 2020): 1000 colonoscopy images with polyp masks.
+
+Official layout (``kvasir-seg.zip`` holds ``Kvasir-SEG/``): ``images/<id>.jpg``,
+``masks/<id>.jpg`` (JPEG masks: near-binary with compression noise, thresholded at 128 by
+:func:`samlora.data.io.read_mask`) and ``kavsir_bboxes.json`` (the dataset's spelling).
+The FOV is the whole image. Split: ``splits/kvasir_seg.json`` (seeded 880 / 120).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from samlora.data.registry import Archive, DatasetSpec, Record, Source, native_id
+
+
+def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
+    """Expected records of the Kvasir-SEG layout under ``root``, one per split-file case."""
+    recs = []
+    for case, split in assignment.items():
+        n = native_id("kvasir_seg", case)
+        recs.append(Record(case=case, split=split, image=root / "images" / f"{n}.jpg",
+                           mask=root / "masks" / f"{n}.jpg"))
+    return recs
+
+
+def scan(root: Path) -> list[str]:
+    """Case ids of the images under ``root/images``."""
+    return sorted(f"kvasir_seg_{p.stem}" for p in (root / "images").glob("*.jpg"))
+
+
+SPEC = DatasetSpec(
+    id="kvasir_seg",
+    task="polyp",
+    label_kinds=("polyp",),
+    folder="Kvasir-SEG",
+    source=Source(
+        homepage="https://datasets.simula.no/kvasir-seg/",
+        # No published checksum: the first download pins it in data/checksums.lock.json.
+        archives=(Archive("https://datasets.simula.no/downloads/kvasir-seg.zip"),),
+        citation="Jha et al., Kvasir-SEG: A segmented polyp dataset, MultiMedia Modeling "
+                 "(MMM), 2020",
+    ),
+    reader=read_layout,
+    labels=(("background", 0), ("polyp", 1)),
+    scan=scan,
+    fov_default="whole",
+)

@@ -1,0 +1,265 @@
+"""Committed split files: which case of a dataset is train, val or test.
+
+One JSON file per dataset, ``samlora/data/splits/<id>.json`` (package data)::
+
+    {
+      "dataset": "stare",
+      "convention": "first10_last10",            # short name, shown by `samlora datasets`
+      "description": "first 10 ids by id order = train, last 10 = test; ...",
+      "seed": null,                              # the seed of a seeded split, else null
+      "splits": {"train": ["stare_0001", ...], "test": [...]},   # "val" where official
+      "variants": {"leave_one_out": "each case is the test set once"}   # optional
+    }
+
+Case ids are the registry's ``<dataset>_<native id>``. A split file is the single source
+of a dataset's split: the reader builds its records from these ids, so a case the file
+names but the data lacks is reported (naming the file and the case), and a split is never
+redrawn silently. Seeded splits (no official one) are drawn once by
+:func:`write_seeded_split` (CLI: ``python -m samlora split --dataset <id> --seed 0``), which
+refuses to overwrite an existing file. The validation subset of training is carved later,
+by seed, from ``train`` (:func:`samlora.data.datasets.carve_val`) unless the file has an
+official ``val`` split.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from samlora.utils.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+#: Split names a split file may hold, in index order.
+SPLIT_NAMES = ("train", "val", "test")
+#: Folder of the committed split files.
+SPLITS_DIR = Path(__file__).resolve().parent / "splits"
+#: Variant names :meth:`SplitFile.assignment` understands (``leave_one_out/<k>``).
+VARIANTS = ("leave_one_out",)
+_KEYS = {"dataset", "convention", "description", "seed", "splits", "variants"}
+
+
+class SplitFileError(ValueError):
+    """A split file is missing, malformed, or disagrees with the dataset's data."""
+
+
+@dataclass(frozen=True)
+class SplitFile:
+    """A dataset's committed split.
+
+    Attributes:
+        dataset: registry id.
+        convention: short name of the split convention (``official``, ``seeded_75_25``, ...).
+        description: one or two sentences on how the split was made and which annotator
+            is the reference.
+        splits: ``{split name: case ids}`` in the order of :data:`SPLIT_NAMES`.
+        seed: the seed that drew a seeded split, else None.
+        variants: alternative splits the file allows (name -> description).
+        path: the file it was read from.
+    """
+
+    dataset: str
+    convention: str
+    description: str
+    splits: dict[str, tuple[str, ...]]
+    seed: int | None = None
+    variants: dict[str, str] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def cases(self) -> list[str]:
+        """Every case id, split by split in :data:`SPLIT_NAMES` order."""
+        return [c for name in SPLIT_NAMES for c in self.splits.get(name, ())]
+
+    def counts(self) -> dict[str, int]:
+        """Cases per split (only the splits the file has)."""
+        return {name: len(ids) for name, ids in self.splits.items()}
+
+    def assignment(self, variant: str | None = None) -> dict[str, str]:
+        """``{case: split}`` of the default split, or of ``variant``.
+
+        Args:
+            variant: None for the file's split, or ``leave_one_out/<k>`` (k-th case of the
+                sorted case list is the only test case, every other case is train); the
+                file must list ``leave_one_out`` among its variants.
+
+        Raises:
+            SplitFileError: unknown variant or fold index.
+        """
+        if variant is None:
+            return {c: name for name in SPLIT_NAMES for c in self.splits.get(name, ())}
+        m = re.fullmatch(r"(\w+)/(\d+)", variant)
+        if m is None or m.group(1) not in self.variants or m.group(1) not in VARIANTS:
+            raise SplitFileError(f"{self.path}: unknown split variant {variant!r}; this file "
+                                 f"allows {[f'{v}/<k>' for v in self.variants]}")
+        ordered, k = sorted(self.cases), int(m.group(2))
+        if k >= len(ordered):
+            raise SplitFileError(f"{self.path}: fold {k} of {variant!r} out of range "
+                                 f"(0..{len(ordered) - 1})")
+        return {c: "test" if i == k else "train" for i, c in enumerate(ordered)}
+
+
+def split_path(dataset: str, splits_dir: Path | None = None) -> Path:
+    """Where the split file of ``dataset`` lives (``splits_dir`` default: :data:`SPLITS_DIR`)."""
+    return Path(splits_dir or SPLITS_DIR) / f"{dataset}.json"
+
+
+def _fail(path: Path, what: str) -> SplitFileError:
+    return SplitFileError(f"split file {path}: {what}")
+
+
+def parse_split(path: Path) -> SplitFile:
+    """Read and check one split file.
+
+    Raises:
+        SplitFileError: not found, not JSON, unknown or missing keys, unknown split names,
+            a case listed twice, or no case at all (the message names the file and key).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "not found")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise _fail(path, "expected a JSON object")
+    if unknown := sorted(set(data) - _KEYS):
+        raise _fail(path, f"unknown key(s) {unknown}; allowed: {sorted(_KEYS)}")
+    for key in ("dataset", "convention", "description", "splits"):
+        if key not in data:
+            raise _fail(path, f"missing key {key!r}")
+    splits = data["splits"]
+    if not isinstance(splits, dict) or not splits:
+        raise _fail(path, "'splits' must map split names to lists of case ids")
+    if bad := sorted(set(splits) - set(SPLIT_NAMES)):
+        raise _fail(path, f"unknown split name(s) {bad}; allowed: {list(SPLIT_NAMES)}")
+    seen: dict[str, str] = {}
+    for name, ids in splits.items():
+        if not isinstance(ids, list) or not all(isinstance(c, str) for c in ids):
+            raise _fail(path, f"splits.{name} must be a list of case-id strings")
+        for case in ids:
+            if case in seen:
+                raise _fail(path, f"case {case!r} is listed in splits.{seen[case]} and "
+                                  f"splits.{name}")
+            seen[case] = name
+    if not seen:
+        raise _fail(path, "lists no case")
+    prefix = f"{data['dataset']}_"
+    if stray := [c for c in seen if not c.startswith(prefix)]:
+        raise _fail(path, f"case id(s) {stray[:3]} do not start with {prefix!r}")
+    variants = data.get("variants") or {}
+    if bad := sorted(set(variants) - set(VARIANTS)):
+        raise _fail(path, f"unknown variant(s) {bad}; known: {list(VARIANTS)}")
+    return SplitFile(
+        dataset=data["dataset"], convention=data["convention"], description=data["description"],
+        splits={n: tuple(splits[n]) for n in SPLIT_NAMES if n in splits},
+        seed=data.get("seed"), variants=dict(variants), path=path)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached(path: Path, mtime_ns: int) -> SplitFile:
+    return parse_split(path)
+
+
+def load_split(dataset: str, splits_dir: Path | None = None) -> SplitFile:
+    """The committed split of ``dataset`` (cached while the file is unchanged).
+
+    Raises:
+        SplitFileError: no split file (the message says how to write a seeded one), or a
+            malformed one, or one whose ``dataset`` key is another id.
+    """
+    path = split_path(dataset, splits_dir)
+    if not path.is_file():
+        raise SplitFileError(
+            f"{dataset}: no split file {path}. Official and conventional splits are committed "
+            f"with the package; for a dataset without one, draw a seeded split once with "
+            f"`python -m samlora split --dataset {dataset} --seed 0`")
+    split = _cached(path, path.stat().st_mtime_ns)
+    if split.dataset != dataset:
+        raise _fail(path, f"'dataset' is {split.dataset!r}, expected {dataset!r}")
+    return split
+
+
+def seeded_split(cases: Sequence[str], seed: int, test_fraction: float = 0.25
+                 ) -> dict[str, list[str]]:
+    """Draw a train/test split: sort ``cases``, permute with ``default_rng(seed)``.
+
+    ``round(n · test_fraction)`` cases (at least 1, at most n − 1) go to test.
+
+    Returns:
+        ``{"train": [...], "test": [...]}``, each sorted.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    ordered = sorted(set(cases))
+    if len(ordered) != len(cases):
+        raise ValueError("case ids are not unique")
+    n = len(ordered)
+    if n < 2:
+        raise ValueError(f"need at least 2 cases for a train/test split, got {n}")
+    n_test = min(max(1, round(n * test_fraction)), n - 1)
+    pick = set(np.random.default_rng(seed).permutation(n)[:n_test].tolist())
+    return {"train": [c for i, c in enumerate(ordered) if i not in pick],
+            "test": [c for i, c in enumerate(ordered) if i in pick]}
+
+
+def write_split(split: SplitFile, path: Path) -> Path:
+    """Write ``split`` to ``path`` atomically; refuse if ``path`` exists.
+
+    Raises:
+        FileExistsError: a split file is already there (splits are drawn once).
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"split file {path} already exists; splits are written once "
+                              "and never redrawn (delete it yourself to draw a new one)")
+    data = {"dataset": split.dataset, "convention": split.convention,
+            "description": split.description, "seed": split.seed,
+            "splits": {n: list(split.splits[n]) for n in SPLIT_NAMES if n in split.splits}}
+    if split.variants:
+        data["variants"] = dict(split.variants)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+    parse_split(path)  # what was written reads back
+    log.info("wrote split file %s (%s)", path, {k: len(v) for k, v in data["splits"].items()})
+    return path
+
+
+def write_seeded_split(dataset: str, cases: Sequence[str], seed: int,
+                       test_fraction: float = 0.25, splits_dir: Path | None = None,
+                       convention: str | None = None, description: str | None = None) -> Path:
+    """Draw a seeded train/test split of ``cases`` once and write ``splits/<dataset>.json``.
+
+    Args:
+        dataset: registry id; every case must start with ``<dataset>_``.
+        cases: every case id of the full dataset.
+        seed: numpy Generator seed (recorded in the file).
+        test_fraction: share of cases in test (0.25 gives the usual 75/25).
+        splits_dir: folder to write to (default: the package's :data:`SPLITS_DIR`).
+        convention, description: override the default name ``seeded_<train>_<test>``
+            and its description.
+
+    Returns:
+        The written path.
+
+    Raises:
+        FileExistsError: the dataset already has a split file.
+    """
+    drawn = seeded_split(cases, seed, test_fraction)
+    pct = round(100 * test_fraction)
+    split = SplitFile(
+        dataset=dataset,
+        convention=convention or f"seeded_{100 - pct}_{pct}",
+        description=description or (
+            f"no official split: {len(drawn['train'])} train / {len(drawn['test'])} test, "
+            f"drawn once with numpy default_rng({seed}) over the sorted case ids"),
+        splits={k: tuple(v) for k, v in drawn.items()}, seed=int(seed))
+    return write_split(split, split_path(dataset, splits_dir))

@@ -1,0 +1,182 @@
+"""Baseline networks from segmentation_models_pytorch and transformers, built offline.
+
+Each architecture name maps to a library class and its constructor arguments. The real-size
+ones are the baselines TopoLoRA-SAM compares against; each has a ``*_tiny`` variant (same
+classes, a few % of the size) for tests and the CPU demo. Architectures are built from
+configs alone; pretrained weights are loaded only when a backbone's ``pretrained`` names a
+source, and a source that cannot be fetched stops the run with a message saying what to
+download and where to put it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+SMP_KINDS = ("unet", "deeplabv3plus")
+HF_KINDS = ("segformer", "mask2former")
+SWIN_STAGES = ["stage1", "stage2", "stage3", "stage4"]
+
+
+@dataclass(frozen=True)
+class BaselineArch:
+    """One baseline architecture.
+
+    Attributes:
+        kind: library class: ``unet``/``deeplabv3plus`` (smp) or ``segformer``/``mask2former``
+            (transformers).
+        options: constructor arguments (smp) or config fields (transformers; for Mask2Former
+            ``swin`` holds the Swin backbone's config fields).
+        tiny: the architecture name of its small test variant (itself for tiny ones).
+        stride: the input side must be a multiple of this (px).
+    """
+
+    kind: str
+    options: dict[str, Any] = field(default_factory=dict)
+    tiny: str = ""
+    stride: int = 32
+
+
+ARCHS: dict[str, BaselineArch] = {
+    "unet_resnet34": BaselineArch("unet", {"encoder_name": "resnet34"}, tiny="unet_tiny"),
+    "deeplabv3plus_resnet50": BaselineArch("deeplabv3plus", {"encoder_name": "resnet50"},
+                                           tiny="deeplabv3plus_tiny"),
+    # SegFormer-B0 is transformers' default SegformerConfig (MiT-B0 encoder, 256-wide head).
+    "segformer_b0": BaselineArch("segformer", {}, tiny="segformer_tiny"),
+    # Mask2Former with a Swin-T backbone; the other fields are transformers' defaults
+    # (100 queries, 6 pixel-decoder layers, 10 transformer-decoder layers, width 256).
+    "mask2former_swin_t": BaselineArch("mask2former", {
+        "swin": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24],
+                 "window_size": 7, "drop_path_rate": 0.3},
+    }, tiny="mask2former_tiny"),
+    "unet_tiny": BaselineArch("unet", {"encoder_name": "resnet18", "encoder_depth": 3,
+                                       "decoder_channels": (32, 16, 8)}, tiny="unet_tiny",
+                              stride=8),
+    "deeplabv3plus_tiny": BaselineArch("deeplabv3plus", {"encoder_name": "resnet18",
+                                                         "decoder_channels": 32},
+                                       tiny="deeplabv3plus_tiny", stride=16),
+    "segformer_tiny": BaselineArch("segformer", {
+        "hidden_sizes": [8, 16, 32, 64], "depths": [1, 1, 1, 1],
+        "num_attention_heads": [1, 1, 2, 2], "decoder_hidden_size": 32,
+    }, tiny="segformer_tiny"),
+    "mask2former_tiny": BaselineArch("mask2former", {
+        "swin": {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 1, 2, 2],
+                 "window_size": 4},
+        "feature_size": 32, "mask_feature_size": 32, "hidden_dim": 32,
+        "encoder_feedforward_dim": 64, "encoder_layers": 1, "decoder_layers": 2,
+        "num_attention_heads": 2, "dim_feedforward": 64, "num_queries": 8,
+    }, tiny="mask2former_tiny"),
+}
+
+#: Names of the parameters that pretrained weights may leave uninitialised: the parts a
+#: binary task replaces (segmentation head, class predictor) or an encoder-only source lacks.
+NEW_HEAD_PREFIXES = {"segformer": ("decode_head.",), "mask2former": ("class_predictor.",)}
+#: Source weights with no slot in the model (an image classifier's head).
+DROPPED_PREFIXES = {"segformer": ("classifier.",), "mask2former": ()}
+
+
+def get_arch(arch: str) -> BaselineArch:
+    """The baseline architecture ``arch``; a clear error for an unknown name."""
+    if arch not in ARCHS:
+        raise ValueError(f"unknown baseline architecture {arch!r}; known: {sorted(ARCHS)}")
+    return ARCHS[arch]
+
+
+def _smp_net(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
+    import segmentation_models_pytorch as smp
+
+    cls = {"unet": smp.Unet, "deeplabv3plus": smp.DeepLabV3Plus}[a.kind]
+    if pretrained is None:
+        return cls(encoder_weights=None, classes=1, **a.options)
+    encoder = a.options["encoder_name"]
+    settings = smp.encoders.encoders[encoder]["pretrained_settings"]
+    if pretrained not in settings:
+        raise ValueError(f"{where}: encoder {encoder} has no pretrained weights "
+                         f"{pretrained!r}; smp knows {sorted(settings)}")
+    repo, rev = settings[pretrained]["repo_id"], settings[pretrained]["revision"]
+    try:
+        return cls(encoder_weights=pretrained, classes=1, **a.options)
+    except Exception as err:  # no network or cache: say what to fetch, never train from scratch
+        raise RuntimeError(
+            f"{where}: cannot load the {pretrained} weights of {encoder} ({err}). They come "
+            f"from the Hugging Face repository {repo} (revision {rev}): on a machine with "
+            f"internet run `huggingface-cli download {repo} --revision {rev}` and copy the "
+            "Hugging Face cache (~/.cache/huggingface, or $HF_HOME) to this machine; or set "
+            "the backbone's pretrained to null in params.yaml to train from random weights"
+        ) from err
+
+
+def _hf_config(a: BaselineArch) -> Any:
+    from transformers import Mask2FormerConfig, SegformerConfig, SwinConfig
+
+    if a.kind == "segformer":
+        return SegformerConfig(num_labels=1, **a.options)
+    opts = dict(a.options)
+    swin = SwinConfig(out_features=SWIN_STAGES, **opts.pop("swin"))
+    # two classes (background, foreground): see BaselineSegmenter for the reduction to one map
+    return Mask2FormerConfig(backbone_config=swin, num_labels=2, **opts)
+
+
+def _hf_net(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
+    from transformers import Mask2FormerForUniversalSegmentation, SegformerForSemanticSegmentation
+
+    cls = {"segformer": SegformerForSemanticSegmentation,
+           "mask2former": Mask2FormerForUniversalSegmentation}[a.kind]
+    config = _hf_config(a)
+    if pretrained is None:
+        return cls(config)
+    local = Path(pretrained).is_dir()
+    try:
+        net, info = cls.from_pretrained(pretrained, config=config, ignore_mismatched_sizes=True,
+                                        output_loading_info=True, local_files_only=local)
+    except OSError as err:
+        raise RuntimeError(
+            f"{where}: cannot load pretrained weights {pretrained!r} ({err}). On a machine "
+            f"with internet run `huggingface-cli download {pretrained}` and copy the Hugging "
+            "Face cache (~/.cache/huggingface, or $HF_HOME) here, or put the repository's "
+            "config.json and model.safetensors in a folder and set the backbone's pretrained "
+            "to that folder; or set it to null to train from random weights") from err
+    _check_loading(info, a.kind, pretrained, where)
+    return net
+
+
+def _check_loading(info: dict[str, Any], kind: str, source: str, where: str) -> None:
+    """Only the binary head may be new; anything else means a different architecture."""
+    new = NEW_HEAD_PREFIXES[kind]
+    mismatched = [m[0] if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", [])]
+    missing = [k for k in [*info.get("missing_keys", []), *mismatched] if not k.startswith(new)]
+    unexpected = [k for k in info.get("unexpected_keys", [])
+                  if not k.startswith(DROPPED_PREFIXES[kind])]
+    if missing or unexpected:
+        raise RuntimeError(f"{where}: pretrained weights {source!r} do not fit the "
+                           f"architecture: missing {sorted(missing)[:20]}, unexpected "
+                           f"{sorted(unexpected)[:20]}")
+    log.info("%s: loaded %s; re-initialised %s", where, source, list(new))
+
+
+def build_net(arch: str, pretrained: str | None, where: str = "backbone") -> nn.Module:
+    """Build a baseline network with one output class.
+
+    Args:
+        arch: a key of :data:`ARCHS`.
+        pretrained: None for random weights; for smp kinds the encoder weight name smp knows
+            (``imagenet``); for transformers kinds a Hugging Face repository id or a local
+            folder holding ``config.json`` and the weights.
+        where: the config key of the backbone, for error messages (``backbones.unet_r34``).
+
+    Returns:
+        The library's module (smp model, ``SegformerForSemanticSegmentation`` or
+        ``Mask2FormerForUniversalSegmentation``).
+
+    Raises:
+        RuntimeError: the pretrained weights cannot be fetched or do not fit.
+    """
+    a = get_arch(arch)
+    builder = _smp_net if a.kind in SMP_KINDS else _hf_net
+    return builder(a, pretrained, where)

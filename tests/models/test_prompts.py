@@ -1,0 +1,123 @@
+"""Prompt sampling from ground-truth masks: seeds, where points fall, boxes, batch padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from skimage.morphology import disk, erosion
+
+from samlora.models.prompts import (
+    EVAL_MODES,
+    PromptSpec,
+    case_rng,
+    check_prompts,
+    eval_spec,
+    image_prompts,
+    sample_prompts,
+)
+
+
+def _rect(size: int = 64, rows: tuple[int, int] = (10, 20),
+          cols: tuple[int, int] = (30, 50)) -> torch.Tensor:
+    m = torch.zeros(1, 1, size, size)
+    m[..., rows[0]:rows[1], cols[0]:cols[1]] = 1
+    return m
+
+
+def _xy_in(mask: np.ndarray, points: torch.Tensor) -> np.ndarray:
+    """mask[y, x] for each (x, y) row of ``points``."""
+    xy = points.long().numpy()
+    return mask[xy[:, 1], xy[:, 0]]
+
+
+def test_same_seed_same_prompts_other_seed_other(drive_21: tuple) -> None:
+    _, target = drive_21
+    spec = PromptSpec(positive=3)
+    a = sample_prompts(target, spec, np.random.default_rng(7))
+    b = sample_prompts(target, spec, np.random.default_rng(7))
+    c = sample_prompts(target, spec, np.random.default_rng(8))
+    assert torch.equal(a["points"], b["points"]) and torch.equal(a["point_labels"],
+                                                                 b["point_labels"])
+    assert not torch.equal(a["points"], c["points"])
+
+
+def test_positives_lie_in_the_eroded_vessels(drive_21: tuple) -> None:
+    _, target = drive_21
+    mask = target[0, 0].numpy() > 0.5
+    inner = erosion(mask, disk(1))
+    assert inner.any() and inner.sum() < mask.sum()
+    p = sample_prompts(target, PromptSpec(positive=50), np.random.default_rng(0))
+    assert p["points"].shape == (1, 50, 2) and (p["point_labels"] == 1).all()
+    assert _xy_in(inner, p["points"][0]).all()
+    assert p["boxes"] is None
+
+
+def test_thin_structure_falls_back_to_the_mask() -> None:
+    line = torch.zeros(1, 1, 32, 32)
+    line[0, 0, 16, 4:28] = 1  # 1 px wide: a disk(1) erosion removes all of it
+    p = sample_prompts(line, PromptSpec(positive=4), np.random.default_rng(0))
+    assert (p["points"][0, :, 1] == 16).all()
+    assert ((p["points"][0, :, 0] >= 4) & (p["points"][0, :, 0] < 28)).all()
+
+
+def test_negatives_outside_mask_inside_fov(drive_21: tuple) -> None:
+    _, target = drive_21
+    fov = torch.zeros_like(target)
+    fov[..., 40:216, 40:216] = 1
+    p = sample_prompts(target, PromptSpec(positive=2, negative=40), np.random.default_rng(3),
+                       fovs=fov)
+    labels = p["point_labels"][0]
+    assert labels.tolist() == [1, 1] + [0] * 40
+    neg = p["points"][0][labels == 0]
+    assert not _xy_in(target[0, 0].numpy() > 0.5, neg).any()
+    assert _xy_in(fov[0, 0].numpy() > 0.5, neg).all()
+
+
+def test_box_is_the_tight_bounding_box() -> None:
+    p = sample_prompts(_rect(), eval_spec("box"), np.random.default_rng(0))
+    assert p["boxes"].tolist() == [[30.0, 10.0, 49.0, 19.0]]  # x0, y0, x1, y1 inclusive
+    assert p["points"].shape == (1, 0, 2)
+    both = sample_prompts(_rect(), eval_spec("pts_box"), np.random.default_rng(0))
+    assert both["boxes"].tolist() == [[30.0, 10.0, 49.0, 19.0]]
+    assert both["point_labels"].tolist() == [[1] * 5]
+
+
+def test_padding_at_batch_size_two() -> None:
+    masks = torch.cat([_rect(), torch.zeros(1, 1, 64, 64)])
+    p = sample_prompts(masks, eval_spec("5pt1neg"), [case_rng(0, "a"), case_rng(0, "b")])
+    check_prompts(p, 2)
+    assert p["points"].shape == (2, 6, 2)
+    assert p["point_labels"].tolist() == [[1, 1, 1, 1, 1, 0], [-1] * 6]
+    box = sample_prompts(masks, eval_spec("box"), np.random.default_rng(0))["boxes"]
+    assert torch.isfinite(box[0]).all() and torch.isnan(box[1]).all()
+    pts, b = image_prompts(p, 1)
+    assert pts is None and b is None
+    pts, b = image_prompts(p, 0)
+    assert pts[0].shape == (1, 6, 2) and pts[1].tolist() == [[1, 1, 1, 1, 1, 0]] and b is None
+
+
+def test_modes_nest_with_a_fresh_case_generator() -> None:
+    masks = _rect()
+    pts = {m: sample_prompts(masks, eval_spec(m), [case_rng(5, "drive_01")])
+           for m in EVAL_MODES if m != "none"}
+    five = pts["5pt"]["points"][0]
+    assert torch.equal(pts["1pt"]["points"][0], five[:1])
+    assert torch.equal(pts["2pt"]["points"][0], five[:2])
+    assert torch.equal(pts["5pt1neg"]["points"][0, :5], five)
+    assert torch.equal(pts["pts_box"]["points"][0], five)
+    assert sample_prompts(masks, eval_spec("none"), [case_rng(5, "x")]) is None
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown prompt mode 'lasso'"):
+        eval_spec("lasso")
+    with pytest.raises(ValueError, match="masks must be"):
+        sample_prompts(torch.zeros(64, 64), PromptSpec(positive=1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="2 generators for 1 masks"):
+        sample_prompts(_rect(), PromptSpec(positive=1), [case_rng(0, "a"), case_rng(0, "b")])
+    good = sample_prompts(_rect(), PromptSpec(positive=1), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="points"):
+        check_prompts(good, 2)
+    with pytest.raises(ValueError, match="lack"):
+        check_prompts({"points": good["points"]}, 1)

@@ -1,0 +1,91 @@
+"""A method's prompt settings, seeded training prompts, and the shared model step."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from samlora.training.prompted import (
+    PromptSettings,
+    evaluation_prompts,
+    model_step,
+    prompt_settings,
+    training_prompts,
+)
+
+
+def _batch(n: int = 2) -> dict:
+    mask = torch.zeros(n, 1, 32, 32)
+    mask[:, :, 8:24, 8:24] = 1
+    return {"image": torch.zeros(n, 3, 32, 32), "mask": mask, "fov": torch.ones_like(mask),
+            "case": [f"c{i}" for i in range(n)]}
+
+
+def test_settings_defaults_and_validation() -> None:
+    assert prompt_settings({"loss": {}}) == PromptSettings()
+    assert prompt_settings({"prompts": None}).train_points == 0
+    s = prompt_settings({"prompts": {"train_points": 3, "eval_modes": ["none", "box"]}})
+    assert s.train_points == 3 and s.eval_modes == ("none", "box") and s.erode_radius == 1
+    with pytest.raises(ValueError, match="must list 'none'"):
+        prompt_settings({"prompts": {"eval_modes": ["box"]}})
+    with pytest.raises(ValueError, match="unknown mode"):
+        prompt_settings({"prompts": {"eval_modes": ["none", "scribble"]}})
+    with pytest.raises(ValueError, match="unknown key"):
+        prompt_settings({"prompts": {"train_pts": 3}})
+    with pytest.raises(ValueError, match=">= 0"):
+        prompt_settings({"prompts": {"train_points": -1}})
+
+
+def test_training_prompts_are_reproducible_per_epoch() -> None:
+    s = PromptSettings(train_points=4)
+    assert training_prompts(PromptSettings(), seed=0, epoch=0) is None
+    first = [training_prompts(s, 7, 3)(_batch()) for _ in range(2)]
+    assert torch.equal(first[0]["points"], first[1]["points"])  # a resumed epoch 3
+    other = training_prompts(s, 7, 4)(_batch())
+    assert not torch.equal(first[0]["points"], other["points"])
+    sampler = training_prompts(s, 7, 3)
+    a, b = sampler(_batch()), sampler(_batch())  # consecutive batches of one epoch differ
+    assert not torch.equal(a["points"], b["points"])
+    assert (a["point_labels"] == 1).all() and a["boxes"] is None
+    val = [training_prompts(s, 7, None)(_batch()) for _ in range(2)]
+    assert torch.equal(val[0]["points"], val[1]["points"])
+
+
+def test_evaluation_prompts_follow_the_case_not_the_batch() -> None:
+    s = PromptSettings(eval_modes=("none", "5pt1neg"), eval_seed=3)
+    assert evaluation_prompts(_batch(), "none", s) is None
+    pair = evaluation_prompts(_batch(2), "5pt1neg", s)
+    alone = evaluation_prompts({k: v[1:] for k, v in _batch(2).items()}, "5pt1neg", s)
+    assert torch.equal(pair["points"][1], alone["points"][0])
+    assert not torch.equal(pair["points"][0], pair["points"][1])  # cases c0 and c1
+
+
+class _Recorder(torch.nn.Module):
+    """Records which forward was called; logits from a single weight."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.calls: list[str] = []
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls.append("forward")
+        return self.w * images[:, :1]
+
+    def forward_with_iou(self, images: torch.Tensor, prompts: dict | None) -> tuple:
+        self.calls.append("prompted" if prompts is not None else "iou")
+        return self.w * images[:, :1], torch.full((len(images), 1), 0.5) * self.w
+
+
+def test_model_step_picks_the_forward() -> None:
+    from samlora.losses import build_loss
+
+    plain = build_loss({"bce": 1.0, "dice": 0.0, "cldice": 0.0})
+    with_iou = build_loss({"bce": 1.0, "dice": 0.0, "cldice": 0.0, "iou_l1": 0.1})
+    model, dev = _Recorder(), torch.device("cpu")
+    model_step(model, _batch(), plain, dev)
+    _, terms, _ = model_step(model, _batch(), with_iou, dev)
+    model_step(model, _batch(), plain, dev, training_prompts(PromptSettings(train_points=2), 0, 0))
+    assert model.calls == ["forward", "iou", "prompted"]
+    # logits 0 → IoU of an empty prediction with a 16×16 square is 0; predicted 0.5
+    assert terms["iou_l1"] == pytest.approx(0.5)
