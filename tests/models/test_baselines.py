@@ -150,3 +150,21 @@ def test_real_size_parameter_counts() -> None:
         model = build_model(METHOD, _backbone(arch, size=512), pretrained=False)
         assert count_parameters(model)["total"] == total, arch
         assert ARCHS[arch].tiny in ARCHS
+
+
+def test_deeplab_trains_at_batch_size_one() -> None:
+    """The study's batch size is 1: DeepLabV3+'s pooling-branch BatchNorm must not refuse it."""
+    from samlora.models.baselines.nets import PooledBatchNorm
+
+    torch.manual_seed(0)
+    model = build_model(METHOD, _backbone("deeplabv3plus_tiny"))
+    swapped = [m for m in model.modules() if isinstance(m, PooledBatchNorm)]
+    assert len(swapped) == 1  # only the ASPP pooling branch; same keys and parameter count
+    assert count_parameters(model)["total"] == 11_285_681
+    model(torch.rand(1, 3, 64, 64) * 255).mean().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    # with two images it is plain BatchNorm (batch statistics)
+    bn, plain = swapped[0], torch.nn.BatchNorm2d(swapped[0].num_features)
+    plain.load_state_dict(bn.state_dict())
+    z = torch.randn(2, bn.num_features, 1, 1)
+    assert torch.allclose(bn(z), plain(z))

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -88,7 +90,41 @@ def get_arch(arch: str) -> BaselineArch:
     return ARCHS[arch]
 
 
+class PooledBatchNorm(nn.BatchNorm2d):
+    """BatchNorm of DeepLabV3+'s image-pooling branch, usable at batch size 1.
+
+    The branch normalises a ``B×C×1×1`` input: one image has one value per channel, so
+    there are no batch statistics and torch's BatchNorm refuses it in training. This one
+    then normalises with its running statistics (as in eval mode); with two or more images
+    it is plain BatchNorm. The study trains at batch size 1 with gradient accumulation.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def _batch_one_safe(net: nn.Module) -> nn.Module:
+    """Swap the BatchNorm of every ASPP pooling branch for :class:`PooledBatchNorm`."""
+    from segmentation_models_pytorch.decoders.deeplabv3.decoder import ASPPPooling
+
+    for branch in [m for m in net.modules() if isinstance(m, ASPPPooling)]:
+        for i, layer in enumerate(branch):
+            if type(layer) is nn.BatchNorm2d:
+                safe = PooledBatchNorm(layer.num_features, layer.eps, layer.momentum)
+                safe.load_state_dict(layer.state_dict())
+                branch[i] = safe
+    return net
+
+
 def _smp_net(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
+    net = _smp_build(a, pretrained, where)
+    return _batch_one_safe(net) if a.kind == "deeplabv3plus" else net
+
+
+def _smp_build(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
     import segmentation_models_pytorch as smp
 
     cls = {"unet": smp.Unet, "deeplabv3plus": smp.DeepLabV3Plus}[a.kind]
