@@ -12,9 +12,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
 
-from samlora.config import ConfigError, load_config, save_config, select
+from samlora.config import ConfigError, load_config
 
 log = logging.getLogger("samlora")
 

@@ -15,12 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.checkpoints import fetch_checkpoint
 from samlora.models.lora import apply_lora
+from samlora.models.promptable import PromptableSegmenter
 from samlora.models.prompts import Prompts, check_prompts, image_prompts
 from samlora.models.registry import register_family
 from samlora.models.sam2_build import build_sam2_base, load_sam2_weights
@@ -36,7 +36,7 @@ KEPT = ("image_encoder", "sam_prompt_encoder", "sam_mask_decoder", "no_mem_embed
 Features = tuple[torch.Tensor, list[torch.Tensor]]
 
 
-class Sam2Segmenter(nn.Module):
+class Sam2Segmenter(PromptableSegmenter):
     """Binary segmentation with SAM 2: image in, one logit map out.
 
     Module names are the official ones (``image_encoder.trunk.blocks.N…``,
@@ -138,26 +138,6 @@ class Sam2Segmenter(nn.Module):
             ious.append(iou)
         return torch.cat(lows, dim=0), torch.cat(ious, dim=0)
 
-    def forward_with_iou(self, images: torch.Tensor, prompts: Prompts | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segment a batch of images and return the decoder's predicted IoU too.
-
-        Args:
-            images: ``B×3×S×S`` RGB, float in 0..255, ``S = img_size``.
-            prompts: batched prompts (:mod:`samlora.models.prompts`) or None (prompt-free).
-
-        Returns:
-            ``B×1×S×S`` logits (bilinear upsampling of the decoder's low-res logits) and
-            ``B×1`` predicted IoU.
-        """
-        low, iou = self.decode_with_iou(self.embed(images), prompts)
-        logits = F.interpolate(low.float(), size=(self.img_size, self.img_size),
-                               mode="bilinear", align_corners=False)
-        return logits, iou
-
-    def forward(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
-        """Segment a batch of images (``B×3×S×S``, 0..255); ``B×1×S×S`` logits out."""
-        return self.forward_with_iou(images, prompts)[0]
 
 
 def _params(base: nn.Module, name: str) -> list[nn.Parameter]:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from segment_anything.modeling import Sam
 from torch import nn
 
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.lora import apply_lora
+from samlora.models.promptable import PromptableSegmenter
 from samlora.models.prompts import Prompts, check_prompts, image_prompts, prompts_to
 from samlora.models.registry import register_family
 
@@ -31,7 +31,7 @@ def _is_lora(name: str) -> bool:
     return ".lora_" in name
 
 
-class SamSegmenter(nn.Module):
+class SamSegmenter(PromptableSegmenter):
     """Binary segmentation with SAM: image (and optional prompts) in, one logit map out.
 
     Attributes:
@@ -102,35 +102,6 @@ class SamSegmenter(nn.Module):
     def decode(self, emb: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
         """Low-resolution ``B×1×4h×4w`` mask logits of :meth:`decode_with_iou`."""
         return self.decode_with_iou(emb, prompts)[0]
-
-    def forward_with_iou(self, images: torch.Tensor, prompts: Prompts | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Segment a batch of images and return the decoder's predicted IoU too.
-
-        Args:
-            images: ``B×3×S×S`` RGB, float in 0..255, ``S = img_size``.
-            prompts: batched prompts (:mod:`samlora.models.prompts`) or None (prompt-free).
-
-        Returns:
-            ``B×1×S×S`` logits (bilinear upsampling of the decoder's low-res logits) and
-            ``B×1`` predicted IoU.
-        """
-        low, iou = self.decode_with_iou(self.embed(images), prompts)
-        logits = F.interpolate(low, size=(self.img_size, self.img_size), mode="bilinear",
-                               align_corners=False)
-        return logits, iou
-
-    def forward(self, images: torch.Tensor, prompts: Prompts | None = None) -> torch.Tensor:
-        """Segment a batch of images; prompt-free unless ``prompts`` is given.
-
-        Args:
-            images: ``B×3×S×S`` RGB, float in 0..255, ``S = img_size``.
-            prompts: batched prompts (:mod:`samlora.models.prompts`) or None (prompt-free).
-
-        Returns:
-            ``B×1×S×S`` logits (bilinear upsampling of the decoder's low-res logits).
-        """
-        return self.forward_with_iou(images, prompts)[0]
 
 
 def set_trainable(model: SamSegmenter, train_decoder: bool, train_encoder: bool = False) -> None:
