@@ -1,6 +1,6 @@
 # samlora: environment setup, demo and tests.
 #   make demo   set up .venv (if needed) and run the CPU demo through Snakemake
-#   make test   set up .venv (if needed) and run the default test suite
+#   make test   set up .venv (if needed) and run every test that needs no GPU (incl. slow)
 # Setup follows the toolchain recipe: torch + torchvision first, then the rest with
 # SAM2_BUILD_CUDA=0 and --no-build-isolation (sam2 ships an sdist that would otherwise try
 # to build a CUDA extension against a second copy of torch).
@@ -30,7 +30,7 @@ demo: venv
 		--configfile params.yaml presets/demo.yaml --cores $(CORES) all
 
 test: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not slow and not gpu" -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q
 
 test-all: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
