@@ -102,13 +102,15 @@ def _params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", action="append", help="method id (repeatable); default all")
 
 
-@step("export", "merge a SAM run's LoRA into the dense weights and write an official-layout "
-      "checkpoint; the spatial adapter (no slot in SAM's layout) goes to "
+@step("export", "merge a SAM / SAM 2 run's LoRA into the dense weights and write an "
+      "official-layout checkpoint (SAM 2: memory modules from the base checkpoint or the "
+      "seeded random init); the spatial adapter (no slot in either layout) goes to "
       "<out stem>.adapter.safetensors beside it")
 def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, help="run folder of the train step")
     p.add_argument("--out", type=Path, required=True,
-                   help="checkpoint file (torch.save of a segment_anything state_dict)")
+                   help="checkpoint file (torch.save of a segment_anything state_dict; "
+                   "SAM 2: of {'model': SAM2Base state_dict})")
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
 

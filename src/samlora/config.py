@@ -131,6 +131,7 @@ def _check_references(cfg: DictConfig, source: str) -> None:
         if ds not in known:
             raise ConfigError(f"{source}: data.datasets names unknown dataset '{ds}'; "
                               f"registered datasets: {', '.join(known)}")
+    _check_split_variants(cfg, source, known)
     for proto in cfg.study.protocols:
         for ds in [proto.train, *proto.test]:
             if ds not in cfg.data.datasets:
@@ -138,6 +139,22 @@ def _check_references(cfg: DictConfig, source: str) -> None:
                     f"{source}: protocol '{proto.name}' uses dataset '{ds}', "
                     f"which is not in data.datasets {list(cfg.data.datasets)}"
                 )
+
+
+def _check_split_variants(cfg: DictConfig, source: str, known: Sequence[str]) -> None:
+    """Each ``data.split_variants`` key is a registered dataset whose split file allows
+    the variant given (or null)."""
+    from samlora.data.split_files import SplitFileError, check_variant
+
+    for ds, variant in (cfg.data.get("split_variants") or {}).items():
+        key = f"data.split_variants.{ds}"
+        if ds not in known:
+            raise ConfigError(f"{source}: {key}: unknown dataset '{ds}'; registered "
+                              f"datasets: {', '.join(known)}")
+        try:
+            check_variant(ds, None if variant is None else str(variant))
+        except SplitFileError as err:
+            raise ConfigError(f"{source}: {key}: {err}") from None
 
 
 def load_config(

@@ -40,7 +40,7 @@ def run_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     root = Path(json.loads(source.read_text())["root"])
     out = Path(cfg.data.processed_dir) / args.dataset
     options = LabelOptions(soft_maps=str(cfg.data.get("soft_maps", "majority")))
-    policy = PreparePolicy.from_config(cfg.data)
+    policy = PreparePolicy.from_config(cfg.data, args.dataset)
     save_config(select(cfg, ["data.fov"]) | {"dataset": args.dataset, "source_root": str(root),
                                              "soft_maps": options.soft_maps,
                                              "allow_subset": policy.allow_subset,
@@ -181,9 +181,15 @@ def run_export(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.models.export import export_sam
 
     model, rc = load_run(args.run, args.models_dir, torch.device("cpu"))
-    written = export_sam(model, args.out)
-    save_config({"run": str(args.run), "method": rc["method"],
-                 "files": {k: str(v) for k, v in written.items()}},
+    record = {"run": str(args.run), "method": rc["method"]}
+    if rc["backbone_cfg"].get("family") == "sam2":
+        from samlora.models.export_sam2 import export_sam2, run_base
+
+        base, record["memory_modules"] = run_base(rc, args.models_dir)
+        written = export_sam2(model, base, args.out)
+    else:
+        written = export_sam(model, args.out)
+    save_config({**record, "files": {k: str(v) for k, v in written.items()}},
                 args.out.with_name(args.out.stem + ".export.yaml"))
     for kind, path in written.items():
         sys.stdout.write(f"{kind}: {path}\n")

@@ -99,7 +99,7 @@ def test_export_cli_from_a_run_folder(repo_root: Path, tmp_path: Path) -> None:
         assert (model.eval()(x) - _fresh_from_export(out, adapter_path(out))(x)).abs().max() <= 1e-5
     assert yaml.safe_load(out.with_name("sam.export.yaml").read_text())["method"] == "topolora_sam"
     # a baseline run has no SAM layout to export to
-    with pytest.raises(ValueError, match="only the sam family"):
+    with pytest.raises(ValueError, match="only the sam and sam2 families"):
         export_sam(build_model({"lora": None, "adapter": None},
                                {"family": "baseline", "arch": "segformer_tiny", "img_size": 64,
                                 "checkpoint": None, "pretrained": None}), tmp_path / "x.pth")

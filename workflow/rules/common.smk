@@ -50,6 +50,12 @@ def tracked(*keys):
     return json.dumps(out, sort_keys=True)
 
 
+def split_variant(dataset):
+    """JSON of the split-file variant data.split_variants picks for one dataset (null = the
+    file's own split): a change reruns that dataset's prepare job only."""
+    return json.dumps((config["data"].get("split_variants") or {}).get(dataset))
+
+
 # prompt settings read only at evaluation: editing them reruns predict, not train
 EVAL_PROMPT_KEYS = ("eval_modes", "eval_seed")
 

@@ -29,6 +29,7 @@ rule prepare_dataset:
             "data.resolution",
             "data.allow_subset",
         ),
+        split_variant=lambda wildcards: split_variant(wildcards.dataset),
     log:
         "logs/prepare_dataset/{dataset}.log",
     resources:

@@ -13,6 +13,10 @@
   predictions with these native masks.
 - ``allow_subset``: accept a source holding only some of the split file's cases
   (:mod:`samlora.data.layout`).
+- ``split_variants``: ``{dataset: variant}``; a dataset named there is prepared with that
+  variant of its split file (``leave_one_out/<k>``: the k-th case of the sorted case list
+  is the only test case, :meth:`samlora.data.split_files.SplitFile.assignment`) instead of
+  the file's own split; null keeps the file's split.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from samlora.data.split_files import check_variant
 from samlora.data.transforms import resized_hw
 
 log = logging.getLogger(__name__)
@@ -44,11 +49,14 @@ class PreparePolicy:
         reference: ``first`` or ``union`` (see the module docstring).
         resolution: None for native size, else the longest side in px.
         allow_subset: accept a source holding only some of the split file's cases.
+        split_variant: split-file variant of the dataset (``leave_one_out/<k>``), or None
+            for the file's own split.
     """
 
     reference: str = "first"
     resolution: int | None = None
     allow_subset: bool = False
+    split_variant: str | None = None
 
     def __post_init__(self) -> None:
         if self.reference not in REFERENCES:
@@ -60,18 +68,30 @@ class PreparePolicy:
                              f"got {self.resolution!r}")
 
     @classmethod
-    def from_config(cls, data_cfg: Mapping[str, Any]) -> PreparePolicy:
+    def from_config(cls, data_cfg: Mapping[str, Any], dataset: str | None = None
+                    ) -> PreparePolicy:
         """Build from the ``data`` section (keys ``reference``, ``resolution``,
-        ``allow_subset``; each optional)."""
+        ``allow_subset``, ``split_variants``; each optional) for ``dataset``.
+
+        Raises:
+            SplitFileError: ``split_variants`` names a variant the dataset's split file does
+                not allow (the message lists the valid values).
+        """
         res = data_cfg.get("resolution", "native")
+        variant = (data_cfg.get("split_variants") or {}).get(dataset) if dataset else None
+        variant = None if variant is None else str(variant)
+        if dataset is not None:
+            check_variant(dataset, variant)
         return cls(reference=str(data_cfg.get("reference", "first")),
                    resolution=None if res in (None, "native") else int(res),
-                   allow_subset=bool(data_cfg.get("allow_subset", False)))
+                   allow_subset=bool(data_cfg.get("allow_subset", False)),
+                   split_variant=variant)
 
     def info(self) -> dict[str, Any]:
         """What ``dataset.json`` records of the policy."""
         return {"reference": self.reference,
-                "resolution": "native" if self.resolution is None else self.resolution}
+                "resolution": "native" if self.resolution is None else self.resolution,
+                "split_variant": self.split_variant}
 
 
 def native_columns(label_columns: Sequence[str]) -> list[str]:

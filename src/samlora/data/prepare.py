@@ -8,8 +8,8 @@ Output under ``out_dir``::
     fov/<case>.png      field of view, 0/255 (official where shipped, else computed)
     native/<folder>/<case>.png   native-size labels and FOV (only when data.resolution
                         resizes; see :mod:`samlora.data.policy`)
-    dataset.json        id, task, labels, split convention, counts, source, reference,
-                        resolution, subset
+    dataset.json        id, task, labels, split convention and variant, counts, source,
+                        reference, resolution, subset
     index.csv           case, split, image, mask, mask2, fov, fov_source, height, width
                         (prepared size), extra label columns, native_<label column>
                         paths, native_height, native_width
@@ -229,8 +229,10 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
             datasets without official FOV masks.
         workers: threads decoding and encoding images; default min(4, CPU count).
         options: label decoding choices (``data.soft_maps``); default majority.
-        policy: annotator reference, resolution and subset choices (``data.reference``,
-            ``data.resolution``, ``data.allow_subset``); default first / native / no subset.
+        policy: annotator reference, resolution, subset and split-variant choices
+            (``data.reference``, ``data.resolution``, ``data.allow_subset``,
+            ``data.split_variants``); default first / native / no subset / the split
+            file's own split.
 
     Returns:
         The index (columns :data:`COLUMNS`, then ``mask_<kind>`` per extra label kind of
@@ -238,11 +240,12 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
 
     Raises:
         MissingFilesError, ImageReadError, SizeMismatchError: each names the file(s).
+        SplitFileError: the policy's split variant is not one the split file allows.
     """
     spec = get_dataset(name)
     source_root, out_dir = Path(source_root), Path(out_dir)
     policy = policy or PreparePolicy()
-    layout = check_layout(spec, source_root, policy.allow_subset)
+    layout = check_layout(spec, source_root, policy.allow_subset, policy.split_variant)
     records = layout.records
     preflight(records)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -105,6 +105,12 @@ class SplitFile:
                                  f"(0..{len(ordered) - 1})")
         return {c: "test" if i == k else "train" for i, c in enumerate(ordered)}
 
+    def allowed_variants(self) -> list[str]:
+        """The variant names :meth:`assignment` accepts, one pattern per kind
+        (``leave_one_out/<k>, k = 0..19``); empty when the file allows none."""
+        last = len(self.cases) - 1
+        return [f"{v}/<k>, k = 0..{last}" for v in self.variants if v in VARIANTS]
+
 
 def split_path(dataset: str, splits_dir: Path | None = None) -> Path:
     """Where the split file of ``dataset`` lives (``splits_dir`` default: :data:`SPLITS_DIR`)."""
@@ -186,6 +192,25 @@ def load_split(dataset: str, splits_dir: Path | None = None) -> SplitFile:
     if split.dataset != dataset:
         raise _fail(path, f"'dataset' is {split.dataset!r}, expected {dataset!r}")
     return split
+
+
+def check_variant(dataset: str, variant: str | None) -> None:
+    """Check that ``variant`` is None or a variant the split file of ``dataset`` allows.
+
+    Raises:
+        SplitFileError: the dataset has no split file, or the variant is unknown or out of
+            range (the message lists the valid values).
+    """
+    if variant is None:
+        return
+    split = load_split(dataset)
+    try:
+        split.assignment(variant)
+    except SplitFileError as err:
+        allowed = split.allowed_variants()
+        valid = "null (the file's own split)" + (f" or {' or '.join(allowed)}" if allowed
+                                                 else "; this split file declares no variants")
+        raise SplitFileError(f"{err}; valid values: {valid}") from None
 
 
 def seeded_split(cases: Sequence[str], seed: int, test_fraction: float = 0.25

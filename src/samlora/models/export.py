@@ -56,6 +56,26 @@ def adapter_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ADAPTER_SUFFIX)
 
 
+def write_adapter(adapter: nn.Module, checkpoint: Path, applies_to: str) -> Path:
+    """Write a spatial adapter beside ``checkpoint`` (safetensors, atomically).
+
+    Args:
+        adapter: the :class:`~samlora.models.adapter.SpatialAdapter`.
+        checkpoint: the exported checkpoint it belongs to.
+        applies_to: where the adapter acts, stored in the file's metadata.
+
+    Returns:
+        :func:`adapter_path` of ``checkpoint``.
+    """
+    path = adapter_path(checkpoint)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter.state_dict().items()}
+    meta = {"channels": str(adapter.channels), "hidden": str(adapter.hidden),
+            "applies_to": applies_to}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+    return path
+
+
 def export_sam(model: nn.Module, out: Path) -> dict[str, Path]:
     """Write a SamSegmenter as an official-layout SAM checkpoint (+ its adapter, if any).
 
@@ -72,8 +92,9 @@ def export_sam(model: nn.Module, out: Path) -> dict[str, Path]:
     """
     sam = getattr(model, "sam", None)
     if sam is None or not hasattr(sam, "image_encoder"):
-        raise ValueError(f"export writes segment_anything checkpoints; got a "
-                         f"{type(model).__name__} (only the sam family can be exported)")
+        raise ValueError(f"export_sam writes segment_anything checkpoints; got a "
+                         f"{type(model).__name__} (only the sam and sam2 families can be "
+                         "exported; sam2 through samlora.models.export_sam2)")
     merge_lora(model)
     out = Path(out)
     written = {"checkpoint": out}
@@ -82,13 +103,8 @@ def export_sam(model: nn.Module, out: Path) -> dict[str, Path]:
         torch.save(sd, tmp)
     adapter = getattr(model, "adapter", None)
     if adapter is not None:
-        path = adapter_path(out)
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter.state_dict().items()}
-        meta = {"channels": str(adapter.channels), "hidden": str(adapter.hidden),
-                "applies_to": "image embedding before the mask decoder: out = z + f(z)"}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=meta)
-        written["adapter"] = path
+        written["adapter"] = write_adapter(
+            adapter, out, "image embedding before the mask decoder: out = z + f(z)")
     log.info("exported %d tensors to %s%s", len(sd), out,
              f" (+ adapter {written['adapter']})" if "adapter" in written else "")
     return written
