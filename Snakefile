@@ -1,4 +1,5 @@
-# samlora workflow: download -> prepare -> train -> predict -> evaluate -> aggregate -> report.
+# samlora workflow: download (datasets, checkpoints) -> prepare -> train -> predict ->
+# evaluate -> aggregate -> report.
 # Experiment values come from params.yaml (plus presets given with --configfile);
 # cluster facts live in workflow/profiles/. Target rules have no wildcards; DVC calls them.
 
@@ -7,6 +8,7 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
@@ -15,10 +17,12 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     prepare_all,
+    checkpoints_all,
     train_all,
     evaluate_all,
     report_all,
     download_dataset,
+    fetch_checkpoint,
     aggregate_results,
     render_report,
 
@@ -32,6 +36,13 @@ rule all:
 rule prepare_all:
     input:
         expand("data/processed/{dataset}/index.csv", dataset=DATASETS),
+
+
+rule checkpoints_all:
+    input:
+        sorted(
+            {checkpoint_path(config["methods"][m]["backbone"]) for m in METHODS} - {None}
+        ),
 
 
 rule train_all:

@@ -56,6 +56,13 @@ def _split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--splits-dir", type=Path, help="default: the package's splits folder")
 
 
+@step("checkpoint", "download one backbone's official checkpoint into --models-dir, checked "
+      "by size and SHA-256 (an existing file is verified, never trusted)")
+def _checkpoint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True, help="a key of `backbones` in params.yaml")
+    p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
+
+
 @step("train", "train one method on one dataset with one seed (resumes after a kill)")
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", required=True)

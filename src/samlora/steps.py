@@ -82,6 +82,22 @@ def run_split(cfg: DictConfig, args: argparse.Namespace) -> None:
     sys.stdout.write(f"{written}\n")
 
 
+def run_checkpoint(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from omegaconf import OmegaConf
+
+    from samlora.models.checkpoints import fetch_checkpoint
+
+    if args.backbone not in cfg.backbones:
+        raise KeyError(f"unknown backbone '{args.backbone}'; params.yaml defines "
+                       f"{sorted(cfg.backbones)}")
+    spec = cfg.backbones[args.backbone].get("checkpoint")
+    if not spec:
+        raise ValueError(f"backbones.{args.backbone}.checkpoint is null: this backbone uses "
+                         f"random weights and has no checkpoint to fetch")
+    path = fetch_checkpoint(OmegaConf.to_container(spec, resolve=True), args.models_dir)
+    log.info("%s: checkpoint verified at %s", args.backbone, path)
+
+
 def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.training.loop import train_run
 

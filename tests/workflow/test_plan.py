@@ -15,11 +15,15 @@ def test_full_params_plans_the_whole_grid(workdir: Path) -> None:
     res = snakemake(workdir, "-n", "--cores", "1")
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    # 2 datasets; 13 methods x 1 train set x 3 seeds; x 2 test sets for predict/evaluate
-    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "train_model": 39,
-                      "predict_test_set": 78, "evaluate_test_set": 78,
-                      "aggregate_results": 1, "render_report": 1, "all": 1, "total": 202}
+    # 2 datasets; 2 checkpoints (SAM ViT-B, SAM 2.1 Hiera-B+: the baselines and tiny
+    # backbones have none); 13 methods x 1 train set x 3 seeds; x 2 test sets for
+    # predict/evaluate
+    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "fetch_checkpoint": 2,
+                      "train_model": 39, "predict_test_set": 78, "evaluate_test_set": 78,
+                      "aggregate_results": 1, "render_report": 1, "all": 1, "total": 204}
     out = res.stdout + res.stderr
+    for backbone in ("sam_vit_b", "sam2_hiera_b_plus"):
+        assert f"models/pretrained/{params['backbones'][backbone]['checkpoint']['file']}" in out
     for method in params["methods"]:
         assert f"runs/main/{method}/drive/seed2/adapter.safetensors" in out, method
 
@@ -36,7 +40,7 @@ def test_demo_preset_plans_one_seed(workdir: Path) -> None:
 def test_slurm_profile_plans_with_gpu_training(workdir: Path) -> None:
     res = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm")
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout + res.stderr)["total"] == 202
+    assert job_counts(res.stdout + res.stderr)["total"] == 204
     profile = yaml.safe_load((workdir / "workflow/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["set-resources"]["train_model"]["gpu"] == 1

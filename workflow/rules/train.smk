@@ -4,6 +4,7 @@
 rule train_model:
     input:
         "data/processed/{train_set}/index.csv",
+        train_checkpoint,
     output:
         weights=f"{RUN_DIR}/adapter.safetensors",
     params:
