@@ -20,29 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _timing import peak_bytes, seconds_per_step
 
 REPO = Path(__file__).resolve().parents[1]
 SIZE = 512
 SCALES = ("tiny", "real")
 REAL_BACKBONE = {"sam": "sam_vit_b", "sam2": "sam2_hiera_t"}  # baselines keep their own
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def _peak_bytes(dev: torch.device) -> int:
-    if dev.type == "cuda":
-        return torch.cuda.max_memory_allocated()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
 
 
 def backbone_for(cfg, method: str, scale: str) -> tuple[str, dict]:
@@ -77,7 +65,7 @@ def bench_one(method: str, scale: str, steps: int) -> dict:
     from samlora.training.prompted import model_step, prompt_settings, training_prompts
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    runtime = _peak_bytes(dev)
+    runtime = peak_bytes(dev)
     cfg = load_config([REPO / "params.yaml"])
     backbone, bcfg = backbone_for(cfg, method, scale)
     torch.manual_seed(0)
@@ -95,17 +83,10 @@ def bench_one(method: str, scale: str, steps: int) -> dict:
         model.zero_grad(set_to_none=True)
 
     step()  # warm-up
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    _sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync()
-    dt = (time.perf_counter() - t0) / steps
+    dt = seconds_per_step(step, steps, dev)
     return {"method": method, "scale": scale, "backbone": backbone, "arch": bcfg["arch"],
             "img_size": SIZE, "device": dev.type, "steps": steps,
-            "fwd_bwd_s_per_image": dt, "peak_memory_mb_per_image": _peak_bytes(dev) / 2**20,
+            "fwd_bwd_s_per_image": dt, "peak_memory_mb_per_image": peak_bytes(dev) / 2**20,
             "runtime_mb": runtime / 2**20 if dev.type == "cpu" else 0.0,
             "total_params": counts["total"], "trainable_params": counts["trainable"]}
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _timing import peak_bytes, seconds_per_step, sync
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {"tiny": ("sam_tiny", None), "vit_b_512": ("sam_vit_b", 512)}
@@ -34,17 +34,12 @@ def matmul_gflops(n: int = 4096, reps: int = 5) -> float:
     a @ b
     best = float("inf")
     for _ in range(reps):
-        _sync()
+        sync()
         t0 = time.perf_counter()
         a @ b
-        _sync()
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n**3 / best / 1e9
-
-
-def _sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def bench_one(name: str, batch: int, steps: int) -> dict:
@@ -83,16 +78,8 @@ def bench_one(name: str, batch: int, steps: int) -> dict:
         loss.backward()
     opt.zero_grad(set_to_none=True)
     flops = counter.get_total_flops()
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    _sync()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    _sync()
-    dt = (time.perf_counter() - t0) / steps
-    peak = (torch.cuda.max_memory_allocated() if dev.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    dt = seconds_per_step(step, steps, dev)
+    peak = peak_bytes(dev)
     return {"config": name, "img_size": s, "batch": batch, "device": dev.type,
             "step_s": dt, "images_per_s": batch / dt, "peak_memory_mb": peak / 2**20,
             "step_gflop": flops / 1e9, "achieved_gflops": flops / dt / 1e9,
