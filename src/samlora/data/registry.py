@@ -243,6 +243,16 @@ def native_id(dataset: str, case: str) -> str:
     return case[len(prefix):]
 
 
+def image_scanner(dataset: str, folder: str, pattern: str = "*.jpg") -> Scanner:
+    """A ``scan`` listing ``<dataset>_<stem>`` for the files matching ``pattern`` in
+    ``root/folder``, sorted."""
+
+    def scan(root: Path) -> list[str]:
+        return sorted(f"{dataset}_{p.stem}" for p in (Path(root) / folder).glob(pattern))
+
+    return scan
+
+
 def missing_files(records: Sequence[Record]) -> list[Path]:
     """Files named by ``records`` that do not exist, in record order."""
     return [p for r in records for p in r.files() if not p.is_file()]

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from samlora.data.labels import Label, LabelmePolygons
-from samlora.data.registry import DatasetSpec, Record, Source, native_id
+from samlora.data.registry import DatasetSpec, Record, Source, image_scanner, native_id
 
 DISC = LabelmePolygons(("disc",))
 CUP = LabelmePolygons(("cup",), optional=True)
@@ -36,11 +36,6 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     return recs
 
 
-def scan(root: Path) -> list[str]:
-    """Case ids of the images under ``root/Images``."""
-    return sorted(f"g1020_{p.stem}" for p in (Path(root) / "Images").glob("*.jpg"))
-
-
 SPEC = DatasetSpec(
     id="g1020",
     task="disc_cup",
@@ -54,7 +49,7 @@ SPEC = DatasetSpec(
     ),
     reader=read_layout,
     labels=(("background", 0), ("disc", 1)),
-    scan=scan,
+    scan=image_scanner("g1020", "Images"),
     extra_labels=("cup",),
     fov_default="whole",
 )

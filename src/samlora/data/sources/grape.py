@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from samlora.data.labels import Label, LabelmePolygons
-from samlora.data.registry import DatasetSpec, Record, Source, native_id
+from samlora.data.registry import DatasetSpec, Record, Source, image_scanner, native_id
 
 IMAGES = "ROI images"
 JSONS = "json"
@@ -37,11 +37,6 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     return recs
 
 
-def scan(root: Path) -> list[str]:
-    """Case ids of the ROI images under ``root``."""
-    return sorted(f"grape_{p.stem}" for p in (Path(root) / IMAGES).glob("*.jpg"))
-
-
 SPEC = DatasetSpec(
     id="grape",
     task="disc_cup",
@@ -56,7 +51,7 @@ SPEC = DatasetSpec(
     ),
     reader=read_layout,
     labels=(("background", 0), ("disc", 1)),
-    scan=scan,
+    scan=image_scanner("grape", IMAGES),
     extra_labels=("cup",),
     fov_default="whole",
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from samlora.data.registry import Archive, DatasetSpec, Record, Source, native_id
+from samlora.data.registry import Archive, DatasetSpec, Record, Source, image_scanner, native_id
 
 
 def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
@@ -22,11 +22,6 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
         recs.append(Record(case=case, split=split, image=root / "images" / f"{n}.jpg",
                            mask=root / "masks" / f"{n}.jpg"))
     return recs
-
-
-def scan(root: Path) -> list[str]:
-    """Case ids of the images under ``root/images``."""
-    return sorted(f"kvasir_seg_{p.stem}" for p in (root / "images").glob("*.jpg"))
 
 
 SPEC = DatasetSpec(
@@ -43,6 +38,6 @@ SPEC = DatasetSpec(
     ),
     reader=read_layout,
     labels=(("background", 0), ("polyp", 1)),
-    scan=scan,
+    scan=image_scanner("kvasir_seg", "images"),
     fov_default="whole",
 )

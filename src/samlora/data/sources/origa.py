@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from samlora.data.labels import Label, MatMap
-from samlora.data.registry import DatasetSpec, Record, Source, native_id
+from samlora.data.registry import DatasetSpec, Record, Source, image_scanner, native_id
 
 VARIABLE = "mask"
 DISC_VALUES = (1, 2)
@@ -36,11 +36,6 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     return recs
 
 
-def scan(root: Path) -> list[str]:
-    """Case ids of the images under ``root/Images``."""
-    return sorted(f"origa_{p.stem}" for p in (Path(root) / "Images").glob("*.jpg"))
-
-
 SPEC = DatasetSpec(
     id="origa",
     task="disc_cup",
@@ -55,7 +50,7 @@ SPEC = DatasetSpec(
     ),
     reader=read_layout,
     labels=(("background", 0), ("disc", 1)),
-    scan=scan,
+    scan=image_scanner("origa", "Images"),
     extra_labels=("cup",),
     fov_default="whole",
 )

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from samlora.data.labels import ContourText, Label
-from samlora.data.registry import DatasetSpec, Record, Source, native_id
+from samlora.data.registry import DatasetSpec, Record, Source, image_scanner, native_id
 
 IMAGES = Path("FundusImages")
 CONTOURS = Path("ExpertsSegmentations") / "Contours"
@@ -40,11 +40,6 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     return recs
 
 
-def scan(root: Path) -> list[str]:
-    """Case ids of the fundus images under ``root``."""
-    return sorted(f"papila_{p.stem}" for p in (Path(root) / IMAGES).glob("*.jpg"))
-
-
 SPEC = DatasetSpec(
     id="papila",
     task="disc_cup",
@@ -59,7 +54,7 @@ SPEC = DatasetSpec(
     ),
     reader=read_layout,
     labels=(("background", 0), ("disc", 1)),
-    scan=scan,
+    scan=image_scanner("papila", IMAGES),
     extra_labels=("cup", "cup2"),
     fov_default="whole",
 )
