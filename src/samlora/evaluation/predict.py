@@ -75,8 +75,8 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     if not cases:
         raise ValueError(f"{processed_dir / 'index.csv'}: no cases in the test split")
     # Prepared at another resolution: map back to the native size (see data.policy).
-    native = {r.case: (int(r.native_height), int(r.native_width)) for r in index.itertuples()
-              if "native_height" in index.columns}
+    native = ({r.case: (int(r.native_height), int(r.native_width)) for r in index.itertuples()}
+              if "native_height" in index.columns else {})
     ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     probs_dir = Path(out_dir) / "probs"
