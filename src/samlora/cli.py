@@ -7,7 +7,9 @@ overrides as trailing ``key=value`` words, and writes its resolved config beside
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +18,10 @@ from pathlib import Path
 from samlora.config import ConfigError, load_config
 
 log = logging.getLogger("samlora")
+
+DEBUG_ENV = "SAMLORA_DEBUG"
+#: Errors of bad input, missing files, downloads and the disk (exit code 2).
+USER_ERRORS = (ConfigError, OSError, KeyError, ValueError, RuntimeError)
 
 STEPS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {}
 
@@ -65,9 +71,14 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
 
 @step("train", "train one method on one dataset with one seed (resumes after a kill)")
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--method", required=True)
-    p.add_argument("--train-set", required=True)
-    p.add_argument("--seed", type=int, required=True)
+    known = _known_values()
+    p.add_argument("--method", required=True,
+                   help="a key of `methods` in params.yaml: " + known["methods"])
+    p.add_argument("--train-set", required=True,
+                   help="a prepared dataset id (data.datasets in params.yaml: "
+                        f"{known['datasets']})")
+    p.add_argument("--seed", type=int, required=True,
+                   help=f"run seed; study.seeds in params.yaml lists {known['seeds']}")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
@@ -121,6 +132,24 @@ def _export_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
 
+def _known_values(path: Path = Path("params.yaml")) -> dict[str, str]:
+    """Methods, datasets and seeds of params.yaml, for ``--help`` (plain YAML, no checks)."""
+    import yaml
+
+    from samlora.config import REPO_ROOT
+
+    for candidate in (path, REPO_ROOT / "params.yaml"):
+        try:
+            data = yaml.safe_load(Path(candidate).read_text())
+            return {"methods": ", ".join(data["methods"]),
+                    "datasets": ", ".join(data["data"]["datasets"]),
+                    "seeds": ", ".join(str(s) for s in data["study"]["seeds"])}
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            continue
+    return {"methods": "(see params.yaml)", "datasets": "(see params.yaml)",
+            "seeds": "(see params.yaml)"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m samlora", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
@@ -128,25 +157,61 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--params", type=Path, action="append",
                        help="params file; repeat to add presets on top (default: params.yaml)")
+        p.add_argument("--debug", action="store_true",
+                       help=f"show the traceback of an error (or set {DEBUG_ENV}=1)")
         add_args(p)
         p.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. train.lr=3e-4")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m samlora``; returns the process exit code."""
+    """Entry point of ``python -m samlora``; returns the process exit code.
+
+    Every error a user can cause (bad params, missing or broken files, downloads, a full
+    or read-only disk) is logged as one line naming the file or key and exits with 2; an
+    unexpected error is one line too, with exit code 1. ``--debug`` or ``SAMLORA_DEBUG=1``
+    shows the traceback instead.
+    """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         cfg = load_config(args.params or [Path("params.yaml")], args.overrides)
         from samlora import steps
 
         getattr(steps, f"run_{args.step}")(cfg, args)
-    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, ValueError,
-            RuntimeError) as err:
-        log.error("%s", err)
+    except USER_ERRORS as err:
+        if debug:
+            raise
+        log.error("%s", describe_error(err))
         return 2
+    except Exception as err:  # a defect of samlora, not of the input: still one line
+        if debug:
+            raise
+        log.error("unexpected %s: %s (rerun with --debug for the traceback, and please report "
+                  "it)", type(err).__name__, describe_error(err))
+        return 1
     return 0
 
 
+def describe_error(err: BaseException) -> str:
+    """One line for ``err``: its message, or for an OS error the file and what to do."""
+    if isinstance(err, OSError) and err.filename and err.errno in _OS_HINTS:
+        return f"{err.filename}: {err.strerror}; {_OS_HINTS[err.errno]}"
+    if isinstance(err, OSError) and err.filename and str(err).startswith("[Errno"):
+        return f"{err.filename}: {err.strerror}"
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        return err.args[0]
+    return str(err)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "the disk is full: free space there (or point the step's output elsewhere) "
+                  "and run the step again",
+    errno.EDQUOT: "the disk quota is exceeded: free space (or point the output elsewhere) and "
+                  "run the step again",
+    errno.EROFS: "the file system is read-only: choose a writable folder for the outputs",
+    errno.EACCES: "permission denied: make the folder writable for you, or choose another",
+    errno.EPERM: "operation not permitted: make the folder writable for you, or choose another",
+}

@@ -86,6 +86,8 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """Apply Hydra override strings (``key=value``, ``+key=value``, ``~key``) to ``cfg``."""
     if not overrides:
         return cfg
+    for item in overrides:
+        _check_override_key(cfg, item)
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -101,6 +103,19 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return out
 
 
+def _check_override_key(cfg: DictConfig, item: str) -> None:
+    """A plain ``key=value`` override must name a key params.yaml has (``+key`` adds one)."""
+    key = item.split("=", 1)[0].strip()
+    if "=" not in item or key.startswith(("+", "~")):
+        return
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            raise ConfigError(f"unknown params key '{key}' in override '{item}' (not in "
+                              "params.yaml); check its spelling against params.yaml")
+        node = node[part]
+
+
 def validate(cfg: DictConfig, source: str = "params") -> None:
     """Check ``cfg`` against the params schema and its internal references."""
     import jsonschema
@@ -111,6 +126,13 @@ def validate(cfg: DictConfig, source: str = "params") -> None:
     if errors:
         err = errors[0]
         key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            allowed = set((err.schema or {}).get("properties", {}))
+            extra = sorted(k for k in err.instance if k not in allowed)
+            if extra:
+                where = f"{key}." if err.absolute_path else ""
+                raise ConfigError(f"{source}: unknown params key '{where}{extra[0]}' (not in "
+                                  "the params schema); check its spelling against params.yaml")
         raise ConfigError(f"{source}: key '{key}': {err.message}")
     _check_references(cfg, source)
 

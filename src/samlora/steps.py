@@ -19,10 +19,10 @@ def _mirror(cfg: DictConfig) -> Path | None:
 
 
 def run_download(cfg: DictConfig, args: argparse.Namespace) -> None:
-    from samlora.data.download import fetch_dataset
+    from samlora.data.download import fetch_dataset, lock_file_path
 
     root = fetch_dataset(args.dataset, Path(cfg.data.raw_dir), _mirror(cfg),
-                         lock_file=Path("data/checksums.lock.json"),
+                         lock_file=lock_file_path(),
                          allow_subset=bool(cfg.data.get("allow_subset", False)))
     log.info("%s: official layout at %s", args.dataset, root)
 
@@ -34,20 +34,28 @@ def run_prepare(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.data.policy import PreparePolicy
     from samlora.data.prepare import prepare_dataset
 
+    from samlora.data.registry import get_dataset
+
+    get_dataset(args.dataset)  # an unknown id: say so before looking for its files
     source = Path(cfg.data.raw_dir) / args.dataset / "source.json"
     if not source.is_file():
         raise FileNotFoundError(f"{source}: missing; run the download step for {args.dataset}")
-    root = Path(json.loads(source.read_text())["root"])
+    try:
+        root = Path(json.loads(source.read_text())["root"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{source}: not a valid source record ({type(err).__name__}: {err}); "
+                         f"delete it and run the download step for {args.dataset} again") \
+            from None
     out = Path(cfg.data.processed_dir) / args.dataset
     options = LabelOptions(soft_maps=str(cfg.data.get("soft_maps", "majority")))
     policy = PreparePolicy.from_config(cfg.data, args.dataset)
+    index = prepare_dataset(args.dataset, root, out, cfg.data.fov, options=options,
+                            policy=policy)
     save_config(select(cfg, ["data.fov"]) | {"dataset": args.dataset, "source_root": str(root),
                                              "soft_maps": options.soft_maps,
                                              "allow_subset": policy.allow_subset,
                                              **policy.info()},
                 out / "prepare_config.yaml")
-    index = prepare_dataset(args.dataset, root, out, cfg.data.fov, options=options,
-                            policy=policy)
     log.info("%s: %s", args.dataset, index["split"].value_counts().to_dict())
 
 
@@ -109,11 +117,11 @@ def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
 def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
     """The run's method's ``prompts`` block as params.yaml has it now ({} = prompt-free);
     None when params.yaml no longer defines the method (the run's own block is used)."""
-    import yaml
     from omegaconf import OmegaConf
 
-    cfg_path = run / "config.yaml"
-    method = yaml.safe_load(cfg_path.read_text())["method"] if cfg_path.is_file() else None
+    from samlora.evaluation.predict import read_run_config
+
+    method = read_run_config(run)["method"]
     if method not in cfg.methods:
         return None
     block = cfg.methods[method].get("prompts")
@@ -124,33 +132,32 @@ def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.predict import predict_dataset
 
     prompts = _current_prompts(cfg, args.run)
-    save_config(select(cfg, ["evaluate"]) | {"run": str(args.run), "test_set": args.test_set,
-                                             "prompts": prompts},
-                args.out / "predict_config.yaml")
     predict_dataset(args.run, Path(cfg.data.processed_dir) / args.test_set, args.out,
                     args.models_dir, batch_size=cfg.evaluate.batch_size,
-                    device=cfg.train.device, prompts_cfg=prompts)
+                    device=cfg.train.device, prompts_cfg=prompts,
+                    config=select(cfg, ["evaluate"]) | {"run": str(args.run),
+                                                        "test_set": args.test_set,
+                                                        "prompts": prompts})
 
 
 def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
-    import json
+    from samlora.evaluation.evaluate import evaluate_predictions, read_predictions
 
-    from samlora.evaluation.evaluate import evaluate_predictions
-
-    pred = json.loads((args.pred / "predictions.json").read_text())
-    train_set = Path(pred["run"]).parent.name
-    meta = {"method": pred["method"], "train_set": train_set, "test_set": args.test_set,
-            "seed": str(pred["seed"])}
-    save_config(select(cfg, ["evaluate"]) | meta, args.pred / "evaluate_config.yaml")
+    pred = read_predictions(args.pred)
+    meta = {"method": pred["method"], "train_set": pred["train_set"],
+            "test_set": args.test_set, "seed": str(pred["seed"])}
+    config = select(cfg, ["evaluate"]) | meta
     modes = pred.get("prompt_modes", ["none"])
     if list(modes) != ["none"]:  # a prompted method: one evaluation per mode
         from samlora.evaluation.prompt_modes import evaluate_prompt_modes
 
         evaluate_prompt_modes(Path(cfg.data.processed_dir) / args.test_set, args.pred,
-                              cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta, modes)
+                              cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta, modes,
+                              config=config)
         return
     evaluate_predictions(Path(cfg.data.processed_dir) / args.test_set, args.pred / "probs",
-                         args.pred, cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta)
+                         args.pred, cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta,
+                         config=config)
 
 
 def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:

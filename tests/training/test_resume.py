@@ -14,8 +14,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-OVERRIDES = ["backbones.sam_tiny.img_size=128", "train.augment=null", "train.batch_size=4",
-             "train.grad_accum=2", "train.num_workers=0", "train.lr=2e-3", "train.log_every=1"]
+# params.yaml's augmentation (flips + rot90) stays on: resume must be exact with it.
+OVERRIDES = ["backbones.sam_tiny.img_size=128", "train.batch_size=4", "train.grad_accum=2",
+             "train.lr=2e-3", "train.log_every=1"]
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +28,24 @@ def processed(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _cmd(repo_root: Path, processed: Path, out: Path, epochs: int) -> list[str]:
+def _cmd(repo_root: Path, processed: Path, out: Path, epochs: int, workers: int = 0,
+         *extra: str) -> list[str]:
     return [sys.executable, "-m", "samlora", "train",
             "--params", str(repo_root / "params.yaml"),
             "--params", str(repo_root / "presets/demo.yaml"),
             "--method", "topolora_sam", "--train-set", "drive", "--seed", "0", "--out", str(out),
-            f"data.processed_dir={processed}", f"train.epochs={epochs}", *OVERRIDES]
+            f"data.processed_dir={processed}", f"train.epochs={epochs}",
+            f"train.num_workers={workers}", *OVERRIDES, *extra]
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(run / "adapter.safetensors")
+
+
+def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    differ = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not differ, f"{len(differ)} tensor(s) differ, e.g. {differ[:3]}"
 
 
 def _history(run: Path) -> list[dict]:
@@ -54,13 +67,15 @@ def test_training_loss_falls_and_writes_run_files(repo_root: Path, processed: Pa
     assert (run / "dvclive" / "metrics.json").is_file()
 
 
-def test_killed_run_resumes_to_the_same_weights(repo_root: Path, processed: Path,
-                                                tmp_path: Path) -> None:
-    epochs = 6
+def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
+        repo_root: Path, processed: Path, tmp_path: Path) -> None:
+    """Augmentation on; the uninterrupted reference loads in the main process, the killed
+    and resumed run with 2 worker processes: all three must give the same bits."""
+    epochs = 4
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_cmd(repo_root, processed, ref, epochs), check=True, cwd=tmp_path,
+    subprocess.run(_cmd(repo_root, processed, ref, epochs, 0), check=True, cwd=tmp_path,
                    capture_output=True, timeout=300)
-    proc = subprocess.Popen(_cmd(repo_root, processed, killed, epochs), cwd=tmp_path,
+    proc = subprocess.Popen(_cmd(repo_root, processed, killed, epochs, 2), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (killed / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
@@ -69,14 +84,44 @@ def test_killed_run_resumes_to_the_same_weights(repo_root: Path, processed: Path
     proc.wait()
     assert (killed / "last.pt").exists(), "the run never wrote a checkpoint"
     assert not (killed / "adapter.safetensors").exists(), "the run finished before the kill"
+    assert not (killed / "config.yaml").exists(), "config.yaml is written only on success"
     done_before = len(_history(killed))
     assert 1 <= done_before < epochs
-    res = subprocess.run(_cmd(repo_root, processed, killed, epochs), cwd=tmp_path,
+    res = subprocess.run(_cmd(repo_root, processed, killed, epochs, 2), cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"from epoch {done_before}" in res.stderr
     assert [h["epoch"] for h in _history(killed)] == list(range(1, epochs + 1))
-    a, b = load_file(ref / "adapter.safetensors"), load_file(killed / "adapter.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+    assert _history(killed) == _history(ref)  # losses and val Dice of every epoch too
+    _assert_identical(_weights(ref), _weights(killed))
+
+
+def test_an_edited_lr_trains_afresh_instead_of_resuming(repo_root: Path, processed: Path,
+                                                        tmp_path: Path) -> None:
+    """Rerunning a finished run folder with another train.lr (what Snakemake, dvc exp run
+    -S and --forcerun do) must train the new run from scratch, not resume the old one."""
+    run, fresh = tmp_path / "run", tmp_path / "fresh"
+    subprocess.run(_cmd(repo_root, processed, run, 2), check=True, cwd=tmp_path,
+                   capture_output=True, timeout=300)
+    old_weights, old_history = _weights(run), _history(run)
+    res = subprocess.run(_cmd(repo_root, processed, run, 2, 0, "train.lr=1e-5"), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "resuming" not in res.stderr
+    assert "different run" in res.stderr and "starting afresh" in res.stderr
+    history = _history(run)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert history[0]["lr"] == pytest.approx(1e-5) and old_history[0]["lr"] == pytest.approx(2e-3)
+    new_weights = _weights(run)
+    assert any(not torch.equal(old_weights[k], new_weights[k]) for k in old_weights)
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] == 1e-5
+    # ... and exactly what the same run gives in a folder of its own
+    subprocess.run(_cmd(repo_root, processed, fresh, 2, 0, "train.lr=1e-5"), check=True,
+                   cwd=tmp_path, capture_output=True, timeout=300)
+    _assert_identical(_weights(fresh), new_weights)
+    # a setting that cannot change the weights (log_every) resumes the finished run instead
+    res = subprocess.run(_cmd(repo_root, processed, run, 2, 0, "train.lr=1e-5",
+                              "train.log_every=5"), cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0 and "resuming" in res.stderr and "from epoch 2" in res.stderr
+    _assert_identical(_weights(fresh), _weights(run))

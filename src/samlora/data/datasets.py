@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset
 
 from samlora.data.io import read_image, read_mask
 from samlora.data.multilabel import label_column
@@ -19,6 +19,8 @@ from samlora.data.transforms import resize_pad
 log = logging.getLogger(__name__)
 
 AUGMENT_KEYS = ("hflip", "vflip", "rot90")
+#: Separates the augmentation random stream from other uses of the run seed.
+AUGMENT_STREAM = 0x4155
 
 
 def carve_val(cases: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -110,7 +112,7 @@ class SegmentationDataset(Dataset):
             size: model input side S.
             augment: ``{hflip: p, vflip: p, rot90: bool}`` for training; None = no
                 augmentation (validation and test).
-            seed: seeds the augmentation draws (combined with the DataLoader worker seed).
+            seed: seeds the augmentation draws (with the epoch and the item index).
             cache: keep decoded native images in memory.
             label: the target's label kind (``cup``); None = the dataset's primary label
                 (the ``mask`` column). Cases without that label are left out, unless
@@ -135,10 +137,9 @@ class SegmentationDataset(Dataset):
         self.size = int(size)
         self.augment = _check_augment(augment)
         self.seed = int(seed)
+        self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = \
             {} if cache else None
-        self._rng: np.random.Generator | None = None
-        self._rng_key: int | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -161,18 +162,25 @@ class SegmentationDataset(Dataset):
             self._cache[i] = (image, mask, fov)
         return image, mask, fov
 
-    def _generator(self) -> np.random.Generator:
-        """Per-process augmentation RNG: seeded by ``seed`` and the DataLoader worker seed."""
-        info = get_worker_info()
-        key = -1 if info is None else int(info.seed) % (2**63)
-        if self._rng is None or self._rng_key != key:
-            self._rng = np.random.default_rng([self.seed, key + 1])
-            self._rng_key = key
-        return self._rng
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose augmentation draws :meth:`__getitem__` makes.
 
-    def _augmented(self, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
-        """Apply the same random flips / rot90 to every H×W(×C) array."""
-        aug, rng = self.augment or {}, self._generator()
+        Call it before the epoch's DataLoader is created: worker processes take a copy of
+        the dataset when the loader's iterator starts.
+        """
+        self.epoch = int(epoch)
+
+    def sample_rng(self, i: int) -> np.random.Generator:
+        """The augmentation RNG of item ``i`` in the current epoch.
+
+        A pure function of (seed, epoch, item index): the draws do not depend on the worker
+        count, the batch order or the point a killed run resumed from.
+        """
+        return np.random.default_rng([AUGMENT_STREAM, self.seed, self.epoch, int(i)])
+
+    def _augmented(self, arrays: tuple[np.ndarray, ...], i: int) -> tuple[np.ndarray, ...]:
+        """Apply the same random flips / rot90 to every H×W(×C) array of item ``i``."""
+        aug, rng = self.augment or {}, self.sample_rng(i)
         if rng.random() < aug["hflip"]:
             arrays = tuple(a[:, ::-1] for a in arrays)
         if rng.random() < aug["vflip"]:
@@ -185,7 +193,7 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, mask, fov = self._native(i)
         if self.augment is not None:
-            image, mask, fov = self._augmented((image, mask, fov))
+            image, mask, fov = self._augmented((image, mask, fov), i)
         tensors, meta = resize_pad(image, mask, fov, self.size)
         (h0, w0), (h1, w1) = meta["orig_hw"], meta["resized_hw"]
         return {"image": tensors["image"], "mask": tensors["mask"], "fov": tensors["fov"],

@@ -10,16 +10,19 @@ import contextlib
 import json
 import logging
 import os
-import re
-import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.error import HTTPError, URLError
-from urllib.request import Request, urlopen
 
-from samlora.data.archives import extract_all, is_archive
-from samlora.data.errors import ChecksumError, MissingFilesError, RegistrationRequiredError
+from samlora import config
+from samlora.data.archives import extract_all, extracted_from, is_archive
+from samlora.data.errors import (
+    ChecksumError,
+    DownloadError,
+    MissingFilesError,
+    RegistrationRequiredError,
+)
+from samlora.data.http_fetch import http_download
 from samlora.data.io import write_bytes_if_changed
 from samlora.data.layout import LayoutCheck, check_layout, find_layout, missing_message
 from samlora.data.registry import DatasetSpec, describe_layout, get_dataset, missing_files
@@ -30,7 +33,16 @@ log = logging.getLogger(__name__)
 
 SOURCE_JSON = "source.json"
 EXTRACTED = "extracted"  # folder under raw_dir/<id>/ holding the extracted archives
-_CHUNK = 1 << 20
+LOCK_FILE = Path("data") / "checksums.lock.json"  # relative to the project root
+
+
+def lock_file_path() -> Path:
+    """The committed lock file of pinned archive hashes, under the project root.
+
+    Resolved against :data:`samlora.config.REPO_ROOT` (read at call time), never the
+    working directory, so every run reads and writes the same file.
+    """
+    return Path(config.REPO_ROOT) / LOCK_FILE
 
 
 def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, lock_file: Path,
@@ -54,6 +66,9 @@ def fetch_dataset(name: str, raw_dir: Path, mirror: Path | None, lock_file: Path
             (without ``allow_subset``) cases the split file names.
         RegistrationRequiredError: a registration-only dataset is neither mirrored nor placed.
         ChecksumError: a download's SHA-256 differs from the expected one.
+        CorruptArchiveError: an archive cannot be read (its hash is then not pinned).
+        UnsafeArchiveError: an archive member would land outside the extraction folder.
+        DownloadError: no network, an HTTP error, or a connection dropped mid-download.
     """
     return fetch_spec(get_dataset(name), raw_dir, mirror, lock_file, allow_subset)
 
@@ -81,6 +96,12 @@ def fetch_spec(spec: DatasetSpec, raw_dir: Path, mirror: Path | None, lock_file:
 
 def _from_mirror(spec: DatasetSpec, mirror: Path) -> tuple[Path, dict[str, Any]]:
     """The mirror's folder of ``spec`` (checked by the caller)."""
+    if not mirror.is_dir():
+        shown = str(mirror) if mirror.is_absolute() else f"{mirror} (= {mirror.resolve()})"
+        raise MissingFilesError(
+            f"data.mirror: folder {shown} does not exist; set data.mirror in params.yaml to "
+            f"the folder holding {spec.folder}/ in its official layout, or to null to fetch "
+            f"{spec.id} without a mirror")
     root = mirror / spec.folder
     if not root.is_dir():
         raise MissingFilesError(f"{spec.id}: mirror {mirror} has no folder {spec.folder}/ "
@@ -108,18 +129,43 @@ def _registration_message(spec: DatasetSpec, dest: Path) -> str:
         f"Or set data.mirror in params.yaml to a folder holding {spec.folder}/ in this layout.")
 
 
+def _extraction_record(archives: Sequence[Path], digests: Sequence[str],
+                       subdirs: Sequence[str] | None = None) -> dict[str, Any]:
+    """What an extraction folder records of the archives it was extracted from."""
+    subs = list(subdirs) if subdirs is not None else [""] * len(archives)
+    return {"archives": [{"file": p.name, "sha256": d, "into": s}
+                         for p, d, s in zip(archives, digests, subs, strict=True)]}
+
+
+def _ensure_extracted(archives: Sequence[Path], extracted: Path, record: dict[str, Any],
+                      subdirs: Sequence[str] | None = None) -> None:
+    """Extract ``archives`` into ``extracted`` unless it was extracted from these very files."""
+    if extracted_from(extracted) == record:
+        return
+    if extracted.exists():
+        log.info("%s: extracted from other archives (or their hashes are not recorded); "
+                 "extracting again", extracted)
+    extract_all(archives, extracted, subdirs, record)
+
+
 def _from_placed(spec: DatasetSpec, dest: Path, allow_subset: bool
                  ) -> tuple[Path, dict[str, Any]]:
-    """Use a layout or archives the user placed in ``dest`` (registration-only datasets)."""
+    """Use a layout or archives the user placed in ``dest`` (registration-only datasets).
+
+    A layout placed outside ``extracted/`` is used as it is; otherwise the placed archives
+    are (re-)extracted whenever they differ from those ``extracted/`` was made from.
+    """
     root, partial = find_layout(spec, dest, allow_subset)
     archives = sorted(p for p in dest.iterdir() if p.is_file() and is_archive(p)) \
         if dest.is_dir() else []
     info: dict[str, Any] = {"origin": "placed", "location": str(dest.resolve())}
-    if root is None and archives and not (dest / EXTRACTED).exists():
-        extract_all(archives, dest / EXTRACTED)
-        root, partial = find_layout(spec, dest, allow_subset)
+    extracted = dest / EXTRACTED
     if archives:
-        info["archives"] = [{"file": p.name, "sha256": sha256_file(p)} for p in archives]
+        digests = [sha256_file(p) for p in archives]
+        info["archives"] = [{"file": p.name, "sha256": d} for p, d in zip(archives, digests)]
+        if root is None or root.is_relative_to(extracted):
+            _ensure_extracted(archives, extracted, _extraction_record(archives, digests))
+            root, partial = find_layout(spec, dest, allow_subset)
     if root is not None:
         return root, info
     if partial is not None:
@@ -131,23 +177,39 @@ def _from_placed(spec: DatasetSpec, dest: Path, allow_subset: bool
 
 def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path, allow_subset: bool
                    ) -> tuple[Path, dict[str, Any]]:
-    """Download (or reuse) every archive, verify it, extract once, find the layout."""
+    """Download (or reuse) every archive, verify it, extract it, find the layout.
+
+    An archive without a published or pinned hash has the hash seen pinned in the lock
+    file only after the archives have extracted and the layout has been found in them, so
+    that a corrupt or incomplete download is never pinned.
+    """
     if not spec.source.archives:
         raise ValueError(f"{spec.id}: the registry lists no archive to download")
-    paths, listed = [], []
+    pinned = read_lock(lock_file)
+    paths, digests, listed, to_pin = [], [], [], []
     for arc in spec.source.archives:
         path = dest / arc.filename
-        digest = download_verified(arc.url, path, arc.sha256, lock_file)
+        expected = arc.sha256 or pinned.get(arc.url)
+        origin = "the registry" if arc.sha256 else f"the lock file {lock_file}"
+        digest = download_verified(arc.url, path, expected, origin)
         paths.append(path)
+        digests.append(digest)
         listed.append({"url": arc.url, "file": arc.filename, "sha256": digest})
+        if expected is None:
+            to_pin.append((arc.url, digest))
     extracted = dest / EXTRACTED
-    if not extracted.exists():
-        extract_all(paths, extracted, [a.into for a in spec.source.archives])
+    subdirs = [a.into for a in spec.source.archives]
+    _ensure_extracted(paths, extracted, _extraction_record(paths, digests, subdirs), subdirs)
     root, partial = find_layout(spec, extracted, allow_subset)
     if root is None:
         where = partial or extracted
-        raise MissingFilesError(missing_message(spec, where, missing_files(spec.records(where)))
-                                + f"\n(remove {extracted} to extract the archives again)")
+        unpinned = "; no hash was pinned" if to_pin else ""
+        raise MissingFilesError(
+            missing_message(spec, where, missing_files(spec.records(where)))
+            + f"\n(extracted from {', '.join(str(p) for p in paths)}{unpinned}; if an archive "
+            f"is incomplete, delete it and run the download step again)")
+    for url, digest in to_pin:
+        pin_hash(lock_file, url, digest)
     return root, {"origin": "download", "location": [a.url for a in spec.source.archives],
                   "archives": listed}
 
@@ -197,110 +259,60 @@ def pin_hash(lock_file: Path, url: str, digest: str) -> None:
     log.info("pinned %s to sha256 %s in %s", url, digest, lock_file)
 
 
-def download_verified(url: str, path: Path, sha256: str | None, lock_file: Path) -> str:
+def _move_aside(path: Path, digest: str) -> Path:
+    """Rename ``path`` to ``<name>.bad-<first 12 hex of its sha256>`` (never delete it)."""
+    aside = path.with_name(f"{path.name}.bad-{digest[:12]}")
+    os.replace(path, aside)
+    return aside
+
+
+def download_verified(url: str, path: Path, expected: str | None,
+                      origin: str = "the registry") -> str:
     """Download ``url`` to ``path`` through ``<name>.part`` and verify its SHA-256.
 
-    The expected hash is ``sha256`` (published), else the lock file's entry for ``url``;
-    with neither, the hash seen is pinned in the lock file and enforced from then on.
-    An existing ``path`` with the expected hash is kept (no network).
+    An existing ``path`` with the expected hash (or with none expected) is kept and nothing
+    is fetched. An existing ``path`` with another hash is moved aside to
+    ``<name>.bad-<sha12>`` (never deleted: it may be a file the user placed), then
+    downloaded again. Pinning a hash seen for the first time is the caller's business.
+
+    Args:
+        url: where the file comes from.
+        path: where it goes.
+        expected: hex SHA-256 it must have, or None (any).
+        origin: where ``expected`` comes from, for messages ("the registry", a lock file).
 
     Returns:
-        The verified hex SHA-256.
+        The hex SHA-256 of ``path``.
 
     Raises:
-        ChecksumError: the hash differs; the downloaded file is deleted first.
+        ChecksumError: the download's hash differs (the download is deleted).
+        DownloadError: the download failed; the message names a file moved aside.
     """
-    expected = sha256 or read_lock(lock_file).get(url)
+    moved = ""
     if path.is_file():
         actual = sha256_file(path)
-        if expected is None:
-            pin_hash(lock_file, url, actual)
+        if expected is None or actual == expected:
+            if expected is not None:
+                log.info("%s: present, sha256 verified", path)
             return actual
-        if actual == expected:
-            log.info("%s: present, sha256 verified", path)
-            return actual
-        log.warning("%s: sha256 %s differs from the expected %s; downloading again",
-                    path, actual, expected)
-        path.unlink()
+        aside = _move_aside(path, actual)
+        moved = (f"; the earlier {path.name} (sha256 {actual}, not the expected one) was "
+                 f"moved to {aside}")
+        log.warning("%s: sha256 %s differs from the expected %s (from %s); moved it to %s "
+                    "and downloading %s again", path, actual, expected, origin, aside, url)
     part = path.with_name(path.name + ".part")
-    http_download(url, part)
+    try:
+        http_download(url, part, target=path)
+    except DownloadError as exc:
+        if not moved:
+            raise
+        raise DownloadError(f"{exc}{moved}") from exc
     actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink(missing_ok=True)
-        origin = "the registry" if sha256 else f"the lock file {lock_file}"
         raise ChecksumError(
             f"{url}: SHA-256 mismatch for {path.name}: expected {expected} (from {origin}), "
             f"got {actual}; the download was deleted. If the archive changed upstream, check "
-            f"it and update {origin}.")
-    if expected is None:
-        pin_hash(lock_file, url, actual)
+            f"it and update {origin}{moved}.")
     os.replace(part, path)
     return actual
-
-
-# --- HTTP -------------------------------------------------------------------------------
-
-
-def _range_total(header: str | None) -> int | None:
-    """Total size from a ``Content-Range: bytes a-b/N`` or ``bytes */N`` header."""
-    m = re.search(r"/(\d+)\s*$", header or "")
-    return int(m.group(1)) if m else None
-
-
-def _range_start(header: str | None) -> int | None:
-    m = re.match(r"\s*bytes\s+(\d+)-", header or "")
-    return int(m.group(1)) if m else None
-
-
-def http_download(url: str, part: Path, timeout: float = 60.0) -> None:
-    """Download ``url`` into ``part``, resuming an existing ``part`` with an HTTP Range request.
-
-    A server that ignores the range (status 200) or answers a different one restarts the
-    download from byte 0. Handles http(s) and file URLs.
-    """
-    part.parent.mkdir(parents=True, exist_ok=True)
-    offset = part.stat().st_size if part.is_file() else 0
-    req = Request(url, headers={"User-Agent": "samlora-data/0.1"})
-    if offset:
-        req.add_header("Range", f"bytes={offset}-")
-    try:
-        resp = urlopen(req, timeout=timeout)  # URLs come from the registry
-    except HTTPError as exc:
-        if exc.code == 416 and offset:
-            if _range_total(exc.headers.get("Content-Range")) == offset:
-                log.info("%s: already complete (%d bytes)", part, offset)
-                return
-            part.unlink()
-            return http_download(url, part, timeout)
-        raise OSError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except URLError as exc:
-        raise OSError(f"{url}: download failed ({exc.reason})") from exc
-    with resp:
-        status = getattr(resp, "status", None)
-        resumed = bool(offset) and status == 206 and \
-            _range_start(resp.headers.get("Content-Range")) == offset
-        if offset and not resumed:
-            log.info("%s: server ignored the range request; restarting from byte 0", url)
-            offset = 0
-        elif resumed:
-            log.info("%s: resuming at byte %d", url, offset)
-        length = resp.headers.get("Content-Length")
-        total = int(length) + offset if length and length.isdigit() else None
-        _copy(resp, part, "ab" if resumed else "wb", offset, total, url)
-
-
-def _copy(resp: Any, part: Path, mode: str, done: int, total: int | None, url: str) -> None:
-    """Stream ``resp`` into ``part``, logging progress about every 10 % (or 10 s)."""
-    last = time.monotonic()
-    next_pct = 10
-    with open(part, mode) as fh:
-        while block := resp.read(_CHUNK):
-            fh.write(block)
-            done += len(block)
-            pct = 100 * done // total if total else 0
-            if (total and pct >= next_pct) or time.monotonic() - last > 10:
-                log.info("%s: %.1f MB%s", url, done / 1e6, f" ({pct}%)" if total else "")
-                last, next_pct = time.monotonic(), pct + 10
-    if total is not None and done != total:
-        raise OSError(f"{url}: connection closed after {done} of {total} bytes; "
-                      f"run again to resume from {part}")

@@ -26,6 +26,18 @@ class UnsafeArchiveError(ValueError):
     """An archive member would land outside the extraction folder."""
 
 
+class CorruptArchiveError(ValueError):
+    """An archive cannot be read: truncated, damaged, or not a zip/tar file at all."""
+
+
+class DownloadError(OSError, RuntimeError):
+    """A download failed (no network, an HTTP error status, a connection dropped mid-body).
+
+    An ``OSError`` as network failures are, and a ``RuntimeError`` so that the CLI reports
+    its one-line message instead of a traceback.
+    """
+
+
 class ImageReadError(ValueError):
     """An image file is corrupt, truncated or not an image."""
 

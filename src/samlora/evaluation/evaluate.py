@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,6 +25,34 @@ log = logging.getLogger(__name__)
 META_COLUMNS = ("method", "train_set", "test_set", "seed")
 PER_IMAGE_CSV = "metrics_per_image.csv"
 METRICS_JSON = "metrics.json"
+
+
+def read_predictions(pred_dir: Path) -> dict[str, Any]:
+    """``predictions.json`` of a results folder, with the run identity it was predicted for.
+
+    Method, train set and seed come from the run itself (predict copies them from the
+    run's config.yaml), never from folder names. Records written before ``train_set`` was
+    recorded take it from the run folder's ``config.yaml``.
+
+    Raises:
+        FileNotFoundError: no predictions.json (run the predict step first).
+        ValueError: the file is not JSON or lacks the run identity.
+    """
+    path = Path(pred_dir) / "predictions.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no predictions; run the predict step for this run "
+                                "and test set first")
+    try:
+        pred = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); run the predict step again") from None
+    if not isinstance(pred, dict) or any(k not in pred for k in ("run", "method", "seed")):
+        raise ValueError(f"{path}: not a samlora predictions record; run the predict step again")
+    if "train_set" not in pred:
+        from samlora.evaluation.predict import read_run_config
+
+        pred["train_set"] = read_run_config(Path(pred["run"]))["train_set"]
+    return pred
 
 
 def read_mask_png(path: Path) -> np.ndarray:
@@ -125,6 +155,7 @@ def evaluate_predictions(
     *,
     workers: int | None = None,
     label: str | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Evaluate every test case of a prepared dataset against its predicted probabilities.
 
@@ -140,6 +171,8 @@ def evaluate_predictions(
         workers: threads over images; default ``min(4, cpu count)``.
         label: the label kind to score against (``cup``); None = the dataset's primary
             label (column ``mask``). Test cases without that label are left out.
+        config: the step's resolved config, written as ``evaluate_config.yaml`` with the
+            outputs (None: not written).
 
     Returns:
         The per-image table: meta columns, ``case``, then one column per metric.
@@ -176,10 +209,27 @@ def evaluate_predictions(
         return table
     out_dir = Path(out_dir)
     summary = summarize(table, metrics)
-    with atomic_path(out_dir / PER_IMAGE_CSV) as tmp:
-        table.to_csv(tmp, index=False)
     run_meta = {k: str(meta[k]) for k in meta_cols}
-    write_json(out_dir / METRICS_JSON, {**summary, "threshold": float(threshold), "meta": run_meta})
+    write_outputs(out_dir, table, {**summary, "threshold": float(threshold), "meta": run_meta},
+                  config)
     log.info("%s: mean %s over %d images", out_dir,
              {m: round(float(table[m].mean()), 4) for m in metrics}, len(table))
     return table
+
+
+def write_outputs(out_dir: Path, table: pd.DataFrame, summary: Mapping[str, Any],
+                  config: Mapping[str, Any] | None) -> None:
+    """Write the evaluate step's outputs once every score is known.
+
+    ``metrics.json`` (the step's completion marker) is removed first and written last, so
+    an interrupted write never leaves a summary beside a per-image table it does not sum up.
+    """
+    from samlora.config import save_config
+
+    out_dir = Path(out_dir)
+    (out_dir / METRICS_JSON).unlink(missing_ok=True)
+    with atomic_path(out_dir / PER_IMAGE_CSV) as tmp:
+        table.to_csv(tmp, index=False)
+    if config is not None:
+        save_config(config, out_dir / "evaluate_config.yaml")
+    write_json(out_dir / METRICS_JSON, dict(summary))

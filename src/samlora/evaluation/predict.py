@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,15 @@ import yaml
 from torch.utils.data import DataLoader
 
 from samlora.training.progress import progress
-from samlora.utils.io import write_json, write_prob_png
+from samlora.utils.io import make_temp_dir, write_json, write_prob_png
 
 log = logging.getLogger(__name__)
+
+#: Keys every run config.yaml holds (see ``training.loop.run_config``).
+RUN_KEYS = ("method", "train_set", "seed", "method_cfg", "backbone", "backbone_cfg")
+PREDICTIONS = "predictions.json"
+#: Files in a results folder derived from its predictions (removed when they are replaced).
+DERIVED = ("metrics_per_image.csv", "metrics.json", "evaluate_config.yaml")
 
 
 def load_run(run_dir: Path, models_dir: Path, device: torch.device) -> tuple[Any, dict]:
@@ -26,24 +34,50 @@ def load_run(run_dir: Path, models_dir: Path, device: torch.device) -> tuple[Any
     """
     from samlora.models.segmenter import load_trainable_state_dict
     from samlora.training.loop import build_run_model
-    from samlora.training.manifest import check_manifest
+    from samlora.training.manifest import ManifestError, check_manifest
     from samlora.training.state import WEIGHTS, frozen_fingerprint, load_weights
 
     cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise FileNotFoundError(f"{cfg_path}: run config not found (train the run first)")
-    rc = yaml.safe_load(cfg_path.read_text())
+    rc = read_run_config(run_dir)
     tensors, manifest = load_weights(run_dir / WEIGHTS)
+    if manifest.get("run_hash") != rc.get("run_hash"):  # both absent: a run of older code
+        raise ManifestError(f"{run_dir / WEIGHTS}: written by run "
+                            f"{str(manifest.get('run_hash'))[:12]}, but {cfg_path} describes run "
+                            f"{str(rc.get('run_hash'))[:12]}: the train step did not finish; "
+                            "run it again")
     model = build_run_model(rc, models_dir)
     check_manifest(manifest, model, rc, frozen_fingerprint(model), run_dir / WEIGHTS)
     load_trainable_state_dict(model, tensors)
     return model.to(device).eval(), rc
 
 
+def read_run_config(run_dir: Path) -> dict[str, Any]:
+    """A run folder's ``config.yaml`` (what the train step wrote on success).
+
+    Raises:
+        FileNotFoundError: no config.yaml (the run was never trained to the end).
+        ValueError: it is not YAML, or not a run config.
+    """
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: run config not found (train the run first)")
+    try:
+        rc = yaml.safe_load(cfg_path.read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"{cfg_path}: not valid YAML ({str(err).splitlines()[0]}); train "
+                         "the run again to rewrite it") from None
+    missing = [k for k in RUN_KEYS if not isinstance(rc, dict) or k not in rc]
+    if missing:
+        raise ValueError(f"{cfg_path}: not a samlora run config (lacks {missing}); train the "
+                         "run again to rewrite it")
+    return rc
+
+
 @torch.no_grad()
 def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_dir: Path,
                     batch_size: int = 1, device: str = "auto",
-                    prompts_cfg: Mapping[str, Any] | None = None) -> list[str]:
+                    prompts_cfg: Mapping[str, Any] | None = None,
+                    config: Mapping[str, Any] | None = None) -> list[str]:
     """Write ``out_dir/probs/<case>.png`` (16-bit, native size) for every test case.
 
     Prompt-free decoding (mode ``none``) writes ``probs/<case>.png``; a prompted method
@@ -57,6 +91,11 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
         out_dir: results folder of this run on this test set.
         prompts_cfg: the method's ``prompts`` block as params.yaml has it now (evaluation
             modes may change without retraining); None = the block the run was trained with.
+        config: the step's resolved config, written as ``predict_config.yaml`` with the
+            outputs once every map is written (None: not written).
+
+    Every map is written under a temporary folder first and swapped in at the end (see
+    :func:`_publish`): a killed predict leaves the previous outputs or none, never a mix.
 
     Returns:
         The predicted case ids.
@@ -66,35 +105,68 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     from samlora.training.loop import pick_device
     from samlora.training.prompted import evaluation_prompts, prompt_settings
 
+    index_path = Path(processed_dir) / "index.csv"
+    if not index_path.is_file():  # before the (slow) model build
+        raise FileNotFoundError(f"{index_path}: test set {Path(processed_dir).name!r} is not "
+                                "prepared; run the prepare step for it first")
+    index = pd.read_csv(index_path, dtype={"case": str})
+    cases = sorted(index.loc[index["split"] == "test", "case"])
+    if not cases:
+        raise ValueError(f"{index_path}: no cases in the test split")
     dev = pick_device(device)
     model, rc = load_run(Path(run_dir), Path(models_dir), dev)
     settings = prompt_settings(rc["method_cfg"] if prompts_cfg is None
                                else {"prompts": prompts_cfg})
-    index = pd.read_csv(Path(processed_dir) / "index.csv", dtype={"case": str})
-    cases = sorted(index.loc[index["split"] == "test", "case"])
-    if not cases:
-        raise ValueError(f"{processed_dir / 'index.csv'}: no cases in the test split")
     # Prepared at another resolution: map back to the native size (see data.policy).
     native = ({r.case: (int(r.native_height), int(r.native_width)) for r in index.itertuples()}
               if "native_height" in index.columns else {})
     ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-    probs_dir = Path(out_dir) / "probs"
-    for batch in progress(loader, len(loader), f"predict {Path(processed_dir).name}"):
-        images = batch["image"].to(dev)
-        for mode in settings.eval_modes:
-            prompts = evaluation_prompts(batch, mode, settings)
-            logits = model(images) if prompts is None else model(images, prompts)
-            prob = torch.sigmoid(logits).float().cpu().numpy()
-            mode_dir = probs_dir if mode == "none" else probs_dir / mode
-            for i, case in enumerate(batch["case"]):
-                prepared_hw = (int(batch["orig_h"][i]), int(batch["orig_w"][i]))
-                meta = {"orig_hw": native.get(case, prepared_hw),
-                        "resized_hw": (int(batch["resized_h"][i]), int(batch["resized_w"][i]))}
-                write_prob_png(mode_dir / f"{case}.png", unresize(prob[i, 0], meta))
-    write_json(Path(out_dir) / "predictions.json",
-               {"run": str(run_dir), "test_set": Path(processed_dir).name, "cases": cases,
-                "method": rc["method"], "seed": rc["seed"],
-                "prompt_modes": list(settings.eval_modes)})
-    log.info("wrote %d probability maps to %s", len(cases), probs_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = make_temp_dir(out_dir, ".predict-tmp-")
+    try:
+        for batch in progress(loader, len(loader), f"predict {Path(processed_dir).name}"):
+            images = batch["image"].to(dev)
+            for mode in settings.eval_modes:
+                prompts = evaluation_prompts(batch, mode, settings)
+                logits = model(images) if prompts is None else model(images, prompts)
+                prob = torch.sigmoid(logits).float().cpu().numpy()
+                mode_dir = staging / "probs" if mode == "none" else staging / "probs" / mode
+                for i, case in enumerate(batch["case"]):
+                    prepared_hw = (int(batch["orig_h"][i]), int(batch["orig_w"][i]))
+                    meta = {"orig_hw": native.get(case, prepared_hw),
+                            "resized_hw": (int(batch["resized_h"][i]),
+                                           int(batch["resized_w"][i]))}
+                    write_prob_png(mode_dir / f"{case}.png", unresize(prob[i, 0], meta))
+        record = {"run": str(run_dir), "test_set": Path(processed_dir).name, "cases": cases,
+                  "method": rc["method"], "train_set": rc["train_set"], "seed": rc["seed"],
+                  "run_hash": rc.get("run_hash"), "prompt_modes": list(settings.eval_modes)}
+        _publish(out_dir, staging / "probs", record, config)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("wrote %d probability maps to %s", len(cases), out_dir / "probs")
     return cases
+
+
+def _publish(out_dir: Path, probs: Path, record: Mapping[str, Any],
+             config: Mapping[str, Any] | None) -> None:
+    """Swap freshly written ``probs`` into ``out_dir``; ``predictions.json`` goes last.
+
+    The old ``predictions.json`` (and the metrics scored from the old maps) are removed
+    before the old maps are, so at no moment does a complete-looking folder hold maps of
+    two predict runs: a reader finds either the old set, no set, or the new one.
+    """
+    from samlora.config import save_config
+
+    for name in (PREDICTIONS, *DERIVED):
+        (out_dir / name).unlink(missing_ok=True)
+    final = out_dir / "probs"
+    if final.exists():
+        old = out_dir / f".probs-old-{os.getpid()}"
+        os.replace(final, old)
+        shutil.rmtree(old)
+    os.replace(probs, final)
+    if config is not None:
+        save_config(config, out_dir / "predict_config.yaml")
+    write_json(out_dir / PREDICTIONS, dict(record))

@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
 
-from samlora.evaluation.evaluate import (
-    METRICS_JSON,
-    PER_IMAGE_CSV,
-    evaluate_predictions,
-    summarize,
-)
-from samlora.utils.io import atomic_path, write_json
+from samlora.evaluation.evaluate import evaluate_predictions, summarize, write_outputs
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +38,8 @@ def mode_probs_dir(pred_dir: Path, mode: str) -> Path:
 
 def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
                           metrics: Sequence[str], meta: Mapping[str, str],
-                          modes: Sequence[str], label: str | None = None) -> pd.DataFrame:
+                          modes: Sequence[str], label: str | None = None,
+                          config: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Score every mode's probability maps and write the combined per-image table.
 
     Args:
@@ -55,6 +51,7 @@ def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
         meta: run identity (``method``, ``train_set``, ``test_set``, ``seed``).
         modes: the evaluation modes; must include ``none``.
         label: label kind to score against (see ``evaluate_predictions``).
+        config: the step's resolved config, written as ``evaluate_config.yaml`` on success.
 
     Returns:
         The combined per-image table (``prompt`` column after the run identity).
@@ -73,12 +70,10 @@ def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
               for mode in modes}
     table = pd.concat(list(tables.values()), ignore_index=True)
     names = list(table.columns[table.columns.get_loc("case") + 1:])  # the metric columns
-    with atomic_path(Path(pred_dir) / PER_IMAGE_CSV) as tmp:
-        table.to_csv(tmp, index=False)
     per_mode = {mode: summarize(t, names) for mode, t in tables.items()}
-    write_json(Path(pred_dir) / METRICS_JSON,
-               {**per_mode[NO_PROMPT], "threshold": float(threshold),
-                "meta": {k: str(v) for k, v in meta.items()}, "prompts": per_mode})
+    write_outputs(Path(pred_dir), table,
+                  {**per_mode[NO_PROMPT], "threshold": float(threshold),
+                   "meta": {k: str(v) for k, v in meta.items()}, "prompts": per_mode}, config)
     log.info("%s: %s", pred_dir, {mode: round(float(t[names[0]].mean()), 4)
                                   for mode, t in tables.items()})
     return table

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import urllib.error
@@ -12,7 +13,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from samlora.utils.io import sha256_file
+from samlora.data.errors import DownloadError
+from samlora.utils.io import sha256_file, torch_load_safe
 
 log = logging.getLogger(__name__)
 
@@ -46,24 +48,63 @@ def _manual_hint(spec: Mapping, path: Path) -> str:
             f"({int(spec['bytes']):,} bytes, sha256 {spec['sha256']})")
 
 
-def _download(url: str, part: Path, total: int) -> None:
-    """Stream ``url`` into ``part``, resuming a partial file when the server allows ranges."""
+def _reason(exc: BaseException) -> str:
+    """One line describing ``exc`` (urllib's URLError wraps the socket error in ``reason``)."""
+    inner = getattr(exc, "reason", None) if isinstance(exc, urllib.error.URLError) else None
+    text = str(inner if inner is not None else exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _download(spec: Mapping, part: Path, path: Path) -> None:
+    """Stream the checkpoint's URL into ``part``, resuming a partial file when ranges work.
+
+    Raises:
+        DownloadError: no connection or an HTTP error status (``part`` untouched), or the
+            connection dropped before ``spec["bytes"]`` arrived (``part`` kept to resume).
+    """
+    url, total = str(spec["url"]), int(spec["bytes"])
     have = part.stat().st_size if part.exists() else 0
+    if total and have >= total:  # complete already (or too long: the check drops it)
+        return
     req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
-    with urllib.request.urlopen(req, timeout=TIMEOUT_S) as resp:
+    try:
+        resp = urllib.request.urlopen(req, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        raise DownloadError(f"{url}: HTTP {err.code} {err.reason} for the checkpoint "
+                            f"{path.name}; {_manual_hint(spec, path)}") from err
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as err:
+        raise DownloadError(f"{url}: cannot download the checkpoint {path.name} "
+                            f"({_reason(err)}); check the network connection and run the step "
+                            f"again, or {_manual_hint(spec, path)}") from err
+    with resp:
         resumed = have > 0 and getattr(resp, "status", None) == 206
         if have and not resumed:
             log.info("%s: server ignored the range request; downloading from the start", url)
             have = 0
         done, next_report = have, 0.0
         with open(part, "ab" if resumed else "wb") as f:
-            while block := resp.read(CHUNK):
+            while True:
+                try:
+                    block = resp.read(CHUNK)
+                except (http.client.HTTPException, OSError) as err:  # reset, IncompleteRead
+                    raise _dropped(spec, part, path, done, _reason(err)) from err
+                if not block:
+                    break
                 f.write(block)
                 done += len(block)
                 if total and done / total >= next_report:
-                    log.info("downloading %s: %.0f %% of %d MB", part.name.removesuffix(".part"),
+                    log.info("downloading %s: %.0f %% of %d MB", path.name,
                              100 * done / total, total >> 20)
                     next_report += 0.1
+    if done < total:
+        raise _dropped(spec, part, path, done, "the server closed the connection early")
+
+
+def _dropped(spec: Mapping, part: Path, path: Path, done: int, why: str) -> DownloadError:
+    return DownloadError(
+        f"{spec['url']}: connection dropped after {done:,} of {int(spec['bytes']):,} bytes of "
+        f"the checkpoint {path.name} ({why}); run the step again to resume from {part}, or "
+        f"{_manual_hint(spec, path)}")
 
 
 def fetch_checkpoint(spec: Mapping, models_dir: Path) -> Path:
@@ -83,7 +124,9 @@ def fetch_checkpoint(spec: Mapping, models_dir: Path) -> Path:
 
     Raises:
         ChecksumError: the file (existing or downloaded) does not match ``spec``.
-        RuntimeError: the download failed (no network); says where to put the file by hand.
+        DownloadError: a RuntimeError: the download failed (no network, an HTTP error, a
+            dropped connection); names the URL, says where to put the file by hand, and
+            keeps a partial ``.part`` file to resume from.
     """
     missing = [k for k in ("file", "url", "bytes", "sha256") if k not in spec]
     if missing:
@@ -98,11 +141,7 @@ def fetch_checkpoint(spec: Mapping, models_dir: Path) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
     log.info("checkpoint %s not found; downloading %s", path, spec["url"])
-    try:
-        _download(str(spec["url"]), part, size)
-    except (urllib.error.URLError, OSError) as err:
-        raise RuntimeError(f"cannot download the checkpoint ({err}): "
-                           f"{_manual_hint(spec, path)}") from err
+    _download(spec, part, path)
     try:
         verify_file(part, size, sha)
     except ChecksumError:
@@ -180,7 +219,8 @@ def load_sam_weights(model: torch.nn.Module, path: Path,
         actual = sha256_file(path)
         if actual != expected_sha256.lower():
             raise ChecksumError(f"{path}: sha256 {actual}, expected {expected_sha256.lower()}")
-    sd = torch.load(path, map_location="cpu", weights_only=True)
+    sd = torch_load_safe(path, "a SAM checkpoint", "replace it with the official file "
+                         "(see backbones.<id>.checkpoint in params.yaml)")
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise RuntimeError(f"{path}: not a SAM checkpoint (expected a plain state_dict of tensors)")
     expected = model.state_dict()

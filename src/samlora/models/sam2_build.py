@@ -31,6 +31,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from samlora.utils.io import torch_load_safe
+
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 20  # key names shown in a mismatch error
@@ -197,7 +199,8 @@ def read_sam2_state_dict(path: Path) -> dict[str, torch.Tensor]:
     Raises:
         RuntimeError: the file does not hold a ``model`` mapping of tensors.
     """
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = torch_load_safe(path, "a SAM 2 checkpoint", "replace it with the official file "
+                           "(see backbones.<id>.checkpoint in params.yaml)")
     sd = ckpt.get("model") if isinstance(ckpt, Mapping) else None
     if not isinstance(sd, Mapping) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
         raise RuntimeError(f"{path}: not a SAM 2 checkpoint (expected a dict whose 'model' "

@@ -18,8 +18,11 @@ from samlora.training.optim import build_optimizer, build_scheduler
 from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
 from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
+from samlora.training.identity import data_digest, run_hash
 from samlora.training.state import (
+    LAST,
     WEIGHTS,
+    ResumeStateError,
     frozen_fingerprint,
     load_resume_state,
     save_resume_state,
@@ -155,8 +158,10 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
               models_dir: Path = Path("models/pretrained")) -> dict[str, Any]:
     """Train one method on one dataset with one seed; resume from ``run_dir/last.pt``.
 
-    Writes ``run_dir/config.yaml``, ``run_dir/dvclive/`` (metrics per epoch),
-    ``run_dir/last.pt`` after every epoch and ``run_dir/adapter.safetensors`` at the end.
+    Writes ``run_dir/dvclive/`` (metrics per epoch) and ``run_dir/last.pt`` after every
+    epoch, and on success ``run_dir/config.yaml`` then ``run_dir/adapter.safetensors``.
+    ``last.pt`` is resumed only when it holds this run's hash (see
+    :mod:`samlora.training.identity`); any other run's checkpoint is ignored.
 
     Returns:
         The final history row (epoch, train_loss, val_loss, val_dice, lr).
@@ -166,19 +171,23 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
 
     run_dir = Path(run_dir)
     rc = run_config(cfg, method, train_set, seed)
-    save_config(rc, run_dir / "config.yaml")
+    processed = Path(rc["data"]["processed_dir"]) / train_set
+    _check_train_set(train_set, processed, needed=_may_train(rc["method_cfg"]))
+    rc["run_hash"] = run_hash(rc, data_digest(processed))
     device = pick_device(rc["train"]["device"])
     seed_everything(seed)
     model = build_run_model(rc, models_dir)
     fingerprint = frozen_fingerprint(model)
     counts = count_parameters(model)
-    log.info("method %s on %s, seed %d: %s trainable of %s (%.2f %%)", method, train_set, seed,
-             f"{counts['trainable']:,}", f"{counts['total']:,}", counts["trainable_pct"])
+    log.info("method %s on %s, seed %d: %s trainable of %s (%.2f %%); run %s", method,
+             train_set, seed, f"{counts['trainable']:,}", f"{counts['total']:,}",
+             counts["trainable_pct"], rc["run_hash"][:12])
     if counts["trainable"] == 0:  # zero-shot: nothing to train, an empty weights file
         log.info("method %s has no trainable parameters: writing %s without training",
                  method, WEIGHTS)
-        save_weights(run_dir / WEIGHTS, {}, build_manifest(model, rc, fingerprint, epochs=0))
+        _finish(run_dir, rc, {}, build_manifest(model, rc, fingerprint, epochs=0))
         return {}
+    _check_train_set(train_set, processed, needed=True)
     model.to(device)
     train_ds, val_ds = _loaders(rc, model.img_size)
     loss_fn = build_loss(rc["method_cfg"]["loss"])
@@ -188,7 +197,7 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
     opt = build_optimizer(model.parameters(), rc["train"]["lr"], rc["train"]["weight_decay"])
     sched = build_scheduler(opt, epochs * steps_per_epoch, rc["train"]["warmup_steps"],
                             rc["train"]["lr"], rc["train"]["min_lr"])
-    start, history = _maybe_resume(run_dir, model, opt, sched, fingerprint)
+    start, history = _maybe_resume(run_dir, model, opt, sched, rc["run_hash"], fingerprint)
     live = _live(run_dir, resume=start > 0)
     for epoch in range(start, epochs):
         _set_epoch(train_ds, epoch)
@@ -208,29 +217,72 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
             "epoch": epoch + 1, "model": trainable_state_dict(model),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": history,
-            "fingerprint": fingerprint,
+            "fingerprint": fingerprint, "run_hash": rc["run_hash"],
         })
     if live is not None:
         live.end()
-    save_weights(run_dir / WEIGHTS, trainable_state_dict(model),
-                 build_manifest(model, rc, fingerprint, epochs))
+    _finish(run_dir, rc, trainable_state_dict(model),
+            build_manifest(model, rc, fingerprint, epochs))
     return history[-1] if history else {}
 
 
+def _may_train(method_cfg: dict[str, Any]) -> bool:
+    """False only for a method that visibly trains nothing (no LoRA, no adapter, frozen
+    encoder and decoder): zero-shot needs no prepared training data."""
+    return bool(method_cfg.get("lora") or method_cfg.get("adapter")
+                or method_cfg.get("decoder", "train") != "freeze"
+                or method_cfg.get("encoder", "freeze") != "freeze")
+
+
+def _check_train_set(train_set: str, processed: Path, needed: bool) -> None:
+    """An unknown or unprepared training set is an error before any model is built."""
+    from samlora.data.registry import get_dataset
+
+    get_dataset(train_set)
+    if needed and not (processed / "index.csv").is_file():
+        raise FileNotFoundError(f"{processed / 'index.csv'}: training set {train_set!r} is "
+                                f"not prepared; run the prepare step for {train_set} first")
+
+
+def _finish(run_dir: Path, rc: dict[str, Any], tensors: dict[str, torch.Tensor],
+            manifest: dict[str, str]) -> None:
+    """Write the run's outputs on success: its resolved config, then its weights.
+
+    Both carry the run hash; the weights file comes last and marks the run complete, so
+    a failure in between leaves a config that :func:`samlora.evaluation.predict.load_run`
+    finds at odds with the weights, never a silent mix.
+    """
+    save_config(rc, run_dir / "config.yaml")
+    save_weights(run_dir / WEIGHTS, tensors, {**manifest, "run_hash": rc["run_hash"]})
+
+
 def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
-                  fingerprint: str) -> tuple[int, list[dict[str, float]]]:
+                  run_id: str, fingerprint: str) -> tuple[int, list[dict[str, float]]]:
+    """Load ``run_dir/last.pt`` when it was written by this very run; else start at 0.
+
+    A checkpoint of another run (a different run hash: an edited lr, epochs, method,
+    backbone or training data; or other frozen base weights) is not used: the run starts
+    afresh, says so, and overwrites it at the end of its first epoch.
+    """
     from samlora.models.segmenter import load_trainable_state_dict
 
     state = load_resume_state(run_dir)
     if state is None:
         return 0, []
-    if state["fingerprint"] != fingerprint:
-        raise RuntimeError(f"{run_dir / 'last.pt'}: was written for a different base model; "
-                           "delete it (or the run folder) to start over")
-    load_trainable_state_dict(model, state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["torch_rng"])
+    path = run_dir / LAST
+    if state.get("run_hash") != run_id or state.get("fingerprint") != fingerprint:
+        saved = str(state.get("run_hash") or "none")[:12]
+        log.warning("%s was written by a different run (run hash %s, this run %s): "
+                    "starting afresh from epoch 0", path, saved, run_id[:12])
+        return 0, []
+    try:
+        load_trainable_state_dict(model, state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise ResumeStateError(f"{path}: cannot resume from it ({err}); delete it to restart "
+                               "the run from scratch") from err
     log.info("resuming %s from epoch %d", run_dir, state["epoch"])
     return int(state["epoch"]), list(state["history"])
 

@@ -10,12 +10,23 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from samlora.utils.io import atomic_path
+from samlora.utils.io import atomic_path, torch_load_safe
 
 log = logging.getLogger(__name__)
 
 LAST = "last.pt"
 WEIGHTS = "adapter.safetensors"
+#: Keys every resume checkpoint holds (see ``training.loop.train_run``).
+RESUME_KEYS = ("epoch", "model", "optimizer", "scheduler", "torch_rng", "history",
+               "fingerprint")
+
+
+class ResumeStateError(RuntimeError):
+    """``last.pt`` is torn, foreign, or not a samlora resume checkpoint."""
+
+
+class WeightsFileError(RuntimeError):
+    """``adapter.safetensors`` is torn, empty or not a safetensors file."""
 
 
 def frozen_fingerprint(model: torch.nn.Module) -> str:
@@ -35,15 +46,23 @@ def save_resume_state(run_dir: Path, state: dict[str, Any]) -> None:
 
 
 def load_resume_state(run_dir: Path) -> dict[str, Any] | None:
-    """The last end-of-epoch checkpoint, or None for a fresh run (weights_only load)."""
+    """The last end-of-epoch checkpoint, or None for a fresh run (weights_only load).
+
+    Raises:
+        ResumeStateError: the file is torn, a pickle that needs more than tensors, or not a
+            samlora resume checkpoint (it lacks one of :data:`RESUME_KEYS`).
+    """
     path = run_dir / LAST
     if not path.is_file():
         return None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a torn or foreign file: say which, never train from it silently
-        raise RuntimeError(f"{path}: cannot read the resume checkpoint ({err}); "
-                           "delete it to restart the run from scratch") from err
+    state = torch_load_safe(path, "a resume checkpoint",
+                            "delete it to restart the run from scratch")
+    if not isinstance(state, dict) or any(k not in state for k in RESUME_KEYS):
+        kind = type(state).__name__ if not isinstance(state, dict) else \
+            "a mapping without " + ", ".join(k for k in RESUME_KEYS if k not in state)
+        raise ResumeStateError(f"{path}: not a samlora resume checkpoint ({kind}); delete it "
+                               "to restart the run from scratch")
+    return state
 
 
 def save_weights(path: Path, tensors: dict[str, torch.Tensor], manifest: dict[str, str]) -> None:
@@ -54,11 +73,22 @@ def save_weights(path: Path, tensors: dict[str, torch.Tensor], manifest: dict[st
 
 
 def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read trainable weights and the manifest written by :func:`save_weights`."""
-    from safetensors import safe_open
+    """Read trainable weights and the manifest written by :func:`save_weights`.
+
+    Raises:
+        FileNotFoundError: no such file (the train step has not finished).
+        WeightsFileError: the file is empty, torn or not safetensors.
+    """
+    from safetensors import SafetensorError, safe_open
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: trained weights not found (run the train step first)")
-    with safe_open(str(path), framework="pt") as f:
-        manifest = dict(f.metadata() or {})
-    return load_file(str(path)), manifest
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            manifest = dict(f.metadata() or {})
+        return load_file(str(path)), manifest
+    except (SafetensorError, OSError, ValueError) as err:
+        size = path.stat().st_size
+        raise WeightsFileError(f"{path}: not a readable safetensors file ({size} bytes; {err}); "
+                               "the train step did not finish writing it: delete it and run "
+                               "the train step again") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,22 +15,67 @@ from typing import Any
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: swap and restore (not thread-safe, but rare)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode ``open()`` / ``mkdir()`` would give a new file (folder) under the umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new temporary folder in ``parent`` with the umask's mode (mkdtemp gives 0700),
+    so that once renamed into place it is as readable as any folder the lab creates."""
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    os.chmod(tmp, default_mode(directory=True))
+    return tmp
+
+
+#: OS errors of the disk rather than of a file: re-raised naming the output being written.
+_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     The temporary name keeps the final suffix, so writers that pick a format from the
-    suffix (PIL, pandas, safetensors) behave as they would for ``path`` itself.
+    suffix (PIL, pandas, safetensors) behave as they would for ``path`` itself. The file
+    gets the mode the umask gives a new file (0644 under umask 022), not mkstemp's 0600,
+    so colleagues sharing a lab folder can read every output.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
-                               suffix=f".tmp{path.suffix}")
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                   suffix=f".tmp{path.suffix}")
+    except OSError as err:
+        if err.errno in _DISK_ERRNOS:  # name the output, not mkstemp's random name
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
+    try:
+        os.fchmod(fd, default_mode())  # mkstemp creates 0600: give the umask's mode
+    finally:
+        os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        tmp_path.unlink(missing_ok=True)
+        if err.errno in _DISK_ERRNOS and err.filename != str(path):
+            raise OSError(err.errno, err.strerror, str(path)) from err  # name the output
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -95,3 +141,40 @@ def read_prob_png(path: str | os.PathLike[str]) -> np.ndarray:
     if arr.dtype != np.uint16:
         arr = arr.astype(np.uint16)
     return arr.astype(np.float32) / 65535.0
+
+
+class UnreadableCheckpointError(RuntimeError):
+    """A ``.pt``/``.pth`` file that ``torch.load(weights_only=True)`` cannot read."""
+
+
+def torch_load_safe(path: str | os.PathLike[str], what: str, remedy: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with failures as one clear line.
+
+    A pickle that needs arbitrary objects is refused, never retried with
+    ``weights_only=False`` (that would run code from the file).
+
+    Args:
+        path: the file to read.
+        what: what the file should be, for the message ("a SAM checkpoint").
+        remedy: what the user should do about a bad file ("delete it and ...").
+
+    Raises:
+        UnreadableCheckpointError: naming the file, why it cannot be read and ``remedy``.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        why = ("it is a pickle of arbitrary Python objects, which samlora never unpickles"
+               if "weights_only" in str(err) else f"not a torch file: {_first_line(err)}")
+    except (RuntimeError, EOFError, ValueError, OSError) as err:
+        why = f"torn or not a torch file: {type(err).__name__}: {_first_line(err)}"
+    raise UnreadableCheckpointError(f"{path}: cannot be read as {what} ({why}); {remedy}")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else "no details"
