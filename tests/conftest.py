@@ -34,3 +34,32 @@ def mirror() -> Path:
             "holding DRIVE, CHASE_DB1, STARE, Drishti-GS1 and Kvasir-SEG in their official layouts"
         )
     return path
+
+
+def _drive_case_files(drive: Path, num: str) -> list[Path]:
+    """The official DRIVE files of case ``num`` (01-20 test, 21-40 training)."""
+    sub = "training" if int(num) >= 21 else "test"
+    files = [Path(sub, "images", f"{num}_{sub}.tif"), Path(sub, "1st_manual", f"{num}_manual1.gif"),
+             Path(sub, "mask", f"{num}_{sub}_mask.gif")]
+    if sub == "test":
+        files.append(Path(sub, "2nd_manual", f"{num}_manual2.gif"))
+    return [drive / f for f in files]
+
+
+@pytest.fixture(scope="session")
+def drive_subset(mirror: Path, tmp_path_factory: pytest.TempPathFactory):
+    """``drive_subset(nums)``: a fresh, writable ``<tmp>/DRIVE`` in the official layout holding
+    only DRIVE cases ``nums`` (e.g. ``("01", "21")``), copied from the mirror; prepare it
+    with ``PreparePolicy(allow_subset=True)`` (or ``data.allow_subset: true``)."""
+    import shutil
+
+    def make(nums: tuple[str, ...]) -> Path:
+        root = tmp_path_factory.mktemp("drive_subset") / "DRIVE"
+        for num in nums:
+            for src in _drive_case_files(mirror / "DRIVE", num):
+                dest = root / src.relative_to(mirror / "DRIVE")
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)  # writable: tests may corrupt it
+        return root
+
+    return make

@@ -184,13 +184,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         if debug:
             raise
-        log.error("%s", describe_error(err))
+        first, _, details = describe_error(err).partition("\n")
+        log.error("%s", first)
+        if details:  # listings (missing files, the expected layout) follow the one line
+            log.info("details:\n%s", details)
         return 2
     except Exception as err:  # a defect of samlora, not of the input: still one line
         if debug:
             raise
         log.error("unexpected %s: %s (rerun with --debug for the traceback, and please report "
-                  "it)", type(err).__name__, describe_error(err))
+                  "it)", type(err).__name__, describe_error(err).partition("\n")[0])
         return 1
     return 0
 

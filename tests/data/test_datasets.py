@@ -88,8 +88,13 @@ def test_random_augment_is_seeded_and_same_op_on_all(prepared: dict[str, Path]) 
     aug = {"hflip": 0.5, "vflip": 0.5, "rot90": True}
     a = SegmentationDataset(prepared["drive"], cases=["drive_21"], size=SIZE, augment=aug, seed=3)
     b = SegmentationDataset(prepared["drive"], cases=["drive_21"], size=SIZE, augment=aug, seed=3)
-    items = [a[0] for _ in range(8)]
-    assert all(torch.equal(x["image"], b[0]["image"]) for x in items)
+    items = []
+    for epoch in range(8):  # each epoch draws anew; the same (seed, epoch, index), the same
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        items.append(a[0])
+        assert torch.equal(a[0]["image"], items[-1]["image"])
+        assert torch.equal(b[0]["image"], items[-1]["image"])
     assert len({x["image"].numpy().tobytes() for x in items}) > 1
     variants = [resize_pad(*v, SIZE)[0] for v in _dihedral(_native(prepared["drive"], "drive_21"))]
     for item in items:
@@ -112,3 +117,25 @@ def test_carve_val_deterministic() -> None:
     assert carve_val(cases, 0.0, seed=0) == (sorted(cases), [])
     with pytest.raises(ValueError, match="fraction"):
         carve_val(cases, 1.0, seed=0)
+
+
+def test_augmentation_does_not_depend_on_worker_processes(prepared: dict[str, Path]) -> None:
+    """Every sample's draw is a function of (seed, epoch, index): two worker processes and
+    the main process give the same augmented batches, epoch after epoch."""
+    from torch.utils.data import DataLoader
+
+    aug = {"hflip": 0.5, "vflip": 0.5, "rot90": True}
+    cases = [f"drive_{i}" for i in range(21, 27)]
+    ds = SegmentationDataset(prepared["drive"], cases=cases, size=SIZE, augment=aug, seed=5)
+    seen = {}
+    for workers in (0, 2):
+        seen[workers] = []
+        for epoch in range(2):
+            ds.set_epoch(epoch)
+            loader = DataLoader(ds, batch_size=2, shuffle=True, num_workers=workers,
+                                generator=torch.Generator().manual_seed(epoch))
+            seen[workers] += [(b["case"], b["image"], b["mask"]) for b in loader]
+    for (c0, i0, m0), (c2, i2, m2) in zip(seen[0], seen[2], strict=True):
+        assert c0 == c2 and torch.equal(i0, i2) and torch.equal(m0, m2)
+    epoch0, epoch1 = seen[0][:3], seen[0][3:]
+    assert any(not torch.equal(x[1], y[1]) for x, y in zip(epoch0, epoch1))

@@ -45,11 +45,12 @@ def _case_row(drive: Path, out: Path, num: str, split: str) -> dict[str, object]
             "fov_source": "official", "height": rgb.height, "width": rgb.width}
 
 
-def build_drive_processed(mirror: Path, out: Path) -> Path:
+def build_drive_processed(mirror: Path, out: Path,
+                          train_cases: tuple[str, ...] = TRAIN_CASES) -> Path:
     """Write ``out`` in the prepared-dataset layout (index.csv + PNGs) from real DRIVE files."""
     drive = mirror / "DRIVE"
     rows = [_case_row(drive, out, n, "test") for n in TEST_CASES]
-    rows += [_case_row(drive, out, n, "train") for n in TRAIN_CASES]
+    rows += [_case_row(drive, out, n, "train") for n in train_cases]
     pd.DataFrame(rows).to_csv(out / "index.csv", index=False)
     return out
 
@@ -58,3 +59,15 @@ def build_drive_processed(mirror: Path, out: Path) -> Path:
 def drive_processed(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``<tmp>/processed/drive``: 3 DRIVE test cases + 1 training case, masks as 0/255 PNG."""
     return build_drive_processed(mirror, tmp_path_factory.mktemp("processed") / "drive")
+
+
+#: Training cases of :func:`drive_processed_val`: with train.val_fraction 0.2 the loop
+#: carves one of the three out for validation.
+VAL_TRAIN_CASES = ("21", "22", "23")
+
+
+@pytest.fixture(scope="session")
+def drive_processed_val(mirror: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Like ``drive_processed`` with 3 training cases, so that training also validates."""
+    return build_drive_processed(mirror, tmp_path_factory.mktemp("processed_val") / "drive",
+                                 VAL_TRAIN_CASES)

@@ -7,6 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
@@ -17,36 +18,55 @@ from samlora.evaluation.predict import predict_dataset
 from samlora.evaluation.prompt_modes import evaluate_prompt_modes
 from samlora.steps import run_evaluate
 from samlora.training.loop import train_run
+from samlora.utils.io import read_prob_png
 
 MODES = ["none", "1pt", "box"]
 
 
 @pytest.fixture(scope="module")
-def prompted_run(repo_root: Path, drive_processed: Path,
+def prompted_run(repo_root: Path, drive_processed_val: Path,
                  tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """topolora_sam on a 64 px tiny SAM, trained 1 epoch on DRIVE 21 with 2 prompt points."""
+    """topolora_sam on a 64 px tiny SAM, trained 1 epoch with 2 prompt points on DRIVE 21-23,
+    one of which the loop carves out for (prompted) validation."""
     cfg = load_config([repo_root / "params.yaml"])
     cfg = OmegaConf.merge(cfg, {
-        "data": {"processed_dir": str(drive_processed.parent)},
+        "data": {"processed_dir": str(drive_processed_val.parent)},
         "backbones": {"sam_tiny": {"img_size": 64}},
         "methods": {"topolora_sam": {
             "backbone": "sam_tiny", "adapter": {"hidden": 8},
             "loss": {"iou_l1": 0.1},
             "prompts": {"train_points": 2, "eval_modes": MODES, "eval_seed": 0}}},
         "train": {"epochs": 1, "batch_size": 1, "grad_accum": 1, "num_workers": 0,
-                  "augment": None, "device": "cpu"},
+                  "val_fraction": 0.2, "augment": None, "device": "cpu"},
     })
     run = tmp_path_factory.mktemp("runs") / "topolora_sam" / "drive" / "seed0"
     row = train_run(cfg, "topolora_sam", "drive", 0, run, models_dir=run)
     assert row["epoch"] == 1 and row["train_loss"] > 0
+    # validation ran, through the prompted step (train_points > 0 gives a prompt sampler)
+    assert 0.0 <= row["val_dice"] <= 1.0 and row["val_loss"] > 0
     return run, cfg
 
 
-def test_every_mode_is_predicted_and_scored(prompted_run: tuple, drive_processed: Path,
+def prompted_maps_equal_to_free(out: Path, cases: list[str], modes: list[str]) -> list[str]:
+    """``<mode>/<case>`` of every prompted probability map identical to the prompt-free one."""
+    same = []
+    for case in cases:
+        free = read_prob_png(out / "probs" / f"{case}.png")
+        for mode in modes:
+            if mode == "none":
+                continue
+            prompted = read_prob_png(out / "probs" / mode / f"{case}.png")
+            assert prompted.shape == free.shape
+            if float(np.abs(prompted - free).max()) <= 1e-6:
+                same.append(f"{mode}/{case}")
+    return same
+
+
+def test_every_mode_is_predicted_and_scored(prompted_run: tuple, drive_processed_val: Path,
                                             tmp_path: Path) -> None:
     run, cfg = prompted_run
     out = tmp_path / "drive"
-    cases = predict_dataset(run, drive_processed, out, run, device="cpu")
+    cases = predict_dataset(run, drive_processed_val, out, run, device="cpu")
     assert cases == ["drive_01", "drive_02", "drive_03"]
     for case in cases:
         assert (out / "probs" / f"{case}.png").is_file()  # prompt-free where every method has it
@@ -63,19 +83,38 @@ def test_every_mode_is_predicted_and_scored(prompted_run: tuple, drive_processed
     assert summary["dice"]["mean"] == pytest.approx(none["dice"].mean())
     assert summary["prompts"]["box"]["dice"]["mean"] == pytest.approx(
         table.loc[table["prompt"] == "box", "dice"].mean())
-    # prompts change the prediction: the box mode is not the prompt-free result
-    assert not table.loc[table["prompt"] == "box", "dice"].equals(none["dice"])
+    # prompts change the prediction: no prompted map is the prompt-free one
+    assert prompted_maps_equal_to_free(out, cases, MODES) == []
 
 
-def test_current_params_decide_the_modes(prompted_run: tuple, drive_processed: Path,
+def test_prompt_free_decoding_in_every_mode_is_caught(prompted_run: tuple,
+                                                      drive_processed_val: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check above fails when every mode decodes without prompts (a comparison of the
+    metric columns with ``Series.equals`` did not: box and prompt-free rows differ in index)."""
+    import samlora.training.prompted as prompted
+
+    monkeypatch.setattr(prompted, "evaluation_prompts", lambda batch, mode, settings: None)
+    run, cfg = prompted_run
+    out = tmp_path / "drive"
+    cases = predict_dataset(run, drive_processed_val, out, run, device="cpu")
+    assert len(prompted_maps_equal_to_free(out, cases, MODES)) == len(cases) * (len(MODES) - 1)
+    run_evaluate(cfg, argparse.Namespace(pred=out, test_set="drive"))
+    table = pd.read_csv(out / "metrics_per_image.csv", dtype={"seed": str})
+    box, none = (table.loc[table["prompt"] == m, "dice"] for m in ("box", "none"))
+    assert np.allclose(box.to_numpy(), none.to_numpy())  # identical scores ...
+    assert not box.equals(none)  # ... which Series.equals still calls different
+
+
+def test_current_params_decide_the_modes(prompted_run: tuple, drive_processed_val: Path,
                                          tmp_path: Path) -> None:
     run, _ = prompted_run
-    predict_dataset(run, drive_processed, tmp_path, run, device="cpu", prompts_cfg={})
+    predict_dataset(run, drive_processed_val, tmp_path, run, device="cpu", prompts_cfg={})
     assert sorted(p.name for p in (tmp_path / "probs").iterdir()) == \
         ["drive_01.png", "drive_02.png", "drive_03.png"]
     assert json.loads((tmp_path / "predictions.json").read_text())["prompt_modes"] == ["none"]
     with pytest.raises(ValueError, match="include 'none'"):
-        evaluate_prompt_modes(drive_processed, tmp_path, 0.5, ["dice"],
+        evaluate_prompt_modes(drive_processed_val, tmp_path, 0.5, ["dice"],
                               {"method": "m", "train_set": "t", "test_set": "drive",
                                "seed": "0"}, ["box"])
 

@@ -1,5 +1,5 @@
-"""SamSegmenter with prompts: every evaluation mode at batch 2, padding, prompt-free unchanged,
-prompted training on DRIVE."""
+"""SamSegmenter with prompts: segment_anything's own SamPredictor agrees (prompt-free and every
+evaluation mode at batch 2), padding, prompted training on DRIVE."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from segment_anything.predictor import SamPredictor
 
 from samlora.losses import build_loss
 from samlora.models.prompts import EVAL_MODES, PromptSpec, case_rng, eval_spec, sample_prompts
@@ -29,26 +30,105 @@ def batch(drive_21: tuple) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([image, image.flip(-1)]), torch.cat([target, torch.zeros_like(target)])
 
 
-def _reference_prompt_free(model: SamSegmenter, images: torch.Tensor) -> torch.Tensor:
-    """Prompt-free decoding written out with segment_anything's modules alone."""
-    sam = model.sam
-    emb = model.embed(images)
-    sparse, dense = sam.prompt_encoder(points=None, boxes=None, masks=None)
-    lows = [sam.mask_decoder(image_embeddings=e[None], image_pe=sam.prompt_encoder.get_dense_pe(),
-                             sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                             multimask_output=False)[0] for e in emb]
-    return torch.nn.functional.interpolate(torch.cat(lows), size=images.shape[-2:],
-                                           mode="bilinear", align_corners=False)
+def _trained(method_cfg: dict, backbone: dict) -> SamSegmenter:
+    """A segmenter whose LoRA factors, adapter and decoder have moved off their init (LoRA B
+    and the adapter's last conv start at zero, which would make both the identity)."""
+    torch.manual_seed(0)
+    model = build_segmenter(method_cfg, backbone)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return model.eval()
 
 
+def _sam_predictor(model: SamSegmenter, image: torch.Tensor) -> SamPredictor:
+    """segment_anything's own predictor on ``model.sam`` with one ``1×3×S×S`` image set.
+
+    The image goes in as the HWC uint8 RGB array a user would pass (the fixture images hold
+    whole numbers, so nothing is lost); at S px ``ResizeLongestSide`` and the padding are
+    no-ops. The segmenter's spatial adapter sits outside ``Sam``: when there is one, it is
+    applied to the predictor's image embedding before decoding.
+    """
+    pred = SamPredictor(model.sam)
+    rgb = image[0].permute(1, 2, 0).numpy()
+    assert np.array_equal(rgb, np.round(rgb)) and rgb.min() >= 0 and rgb.max() <= 255
+    pred.set_image(rgb.astype(np.uint8), image_format="RGB")
+    if model.adapter is not None:
+        pred.features = model.adapter(pred.features)
+    return pred
+
+
+def _predict(pred: SamPredictor, points: torch.Tensor | None = None,
+             labels: torch.Tensor | None = None, box: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-size logits (1×S×S) and predicted IoU (1) of ``SamPredictor.predict``."""
+    masks, iou, _ = pred.predict(
+        point_coords=None if points is None else points.numpy(),
+        point_labels=None if labels is None else labels.numpy(),
+        box=None if box is None else box.numpy(),
+        multimask_output=False, return_logits=True)
+    return torch.from_numpy(masks), torch.from_numpy(iou)
+
+
+ORACLE_METHODS = {
+    "lora": {"adapter": None},  # everything inside Sam: the predictor alone is the oracle
+    "lora_adapter": {},  # topolora_sam as configured: LoRA + spatial adapter
+}
+
+
+@pytest.mark.parametrize("variant", sorted(ORACLE_METHODS))
 @torch.no_grad()
-def test_prompt_free_output_is_unchanged(model: SamSegmenter, batch: tuple) -> None:
+def test_prompt_free_output_matches_sam_predictor(variant: str, topolora_cfg: dict,
+                                                  tiny_backbone: dict, batch: tuple) -> None:
+    """Prompt-free logits and IoU of a two-image batch equal those of segment_anything's
+    SamPredictor on each image alone, unprompted (multimask_output=False, return_logits=True)."""
+    model = _trained({**topolora_cfg, **ORACLE_METHODS[variant]}, tiny_backbone)
     images, _ = batch
-    ref = _reference_prompt_free(model, images)
-    assert torch.equal(model(images), ref)
-    assert torch.equal(model(images, None), ref)
+    refs = [_predict(_sam_predictor(model, images[i:i + 1])) for i in range(2)]
+    ref_logits = torch.stack([r[0] for r in refs])
+    ref_iou = torch.stack([r[1] for r in refs])
+    assert ref_logits.shape == (2, 1, 256, 256) and ref_iou.shape == (2, 1)
     logits, iou = model.forward_with_iou(images)
-    assert torch.equal(logits, ref) and iou.shape == (2, 1)
+    torch.testing.assert_close(logits, ref_logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(iou, ref_iou, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(images), ref_logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(model(images, None), ref_logits, rtol=1e-5, atol=1e-5)
+    assert (ref_logits[0] - ref_logits[1]).abs().max() > 1e-3  # the two images differ
+
+
+@pytest.mark.parametrize("variant", sorted(ORACLE_METHODS))
+@torch.no_grad()
+def test_prompted_output_matches_sam_predictor(variant: str, topolora_cfg: dict,
+                                               tiny_backbone: dict, batch: tuple) -> None:
+    """Every evaluation mode at batch 2 equals SamPredictor fed each image's own points
+    (x, y in input px, padding dropped) and box; the empty-mask image gets no prompt."""
+    model = _trained({**topolora_cfg, **ORACLE_METHODS[variant]}, tiny_backbone)
+    images, masks = batch
+    preds = [_sam_predictor(model, images[i:i + 1]) for i in range(2)]
+    free = _predict(preds[0])[0]
+    for mode in EVAL_MODES:
+        prompts = sample_prompts(masks, eval_spec(mode), [case_rng(0, "a"), case_rng(0, "b")])
+        logits, iou = model.forward_with_iou(images, prompts)
+        for i, pred in enumerate(preds):
+            kwargs = {}
+            if prompts is not None:
+                real = prompts["point_labels"][i] != -1
+                if real.any():
+                    kwargs = {"points": prompts["points"][i][real],
+                              "labels": prompts["point_labels"][i][real]}
+                if prompts["boxes"] is not None and torch.isfinite(prompts["boxes"][i]).all():
+                    kwargs["box"] = prompts["boxes"][i]
+            if i == 1:
+                assert not kwargs, mode  # image 1's mask is empty: nothing to prompt with
+            ref_logits, ref_iou = _predict(pred, **kwargs)
+            torch.testing.assert_close(logits[i], ref_logits, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m: f"{mode}, image {i}: {m}")
+            torch.testing.assert_close(iou[i], ref_iou, rtol=1e-5, atol=1e-5,
+                                       msg=lambda m: f"{mode}, image {i}: {m}")
+        if mode != "none":
+            assert (logits[0] - free).abs().max() > 1e-3, mode  # the prompts mattered
 
 
 @torch.no_grad()

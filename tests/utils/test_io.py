@@ -34,3 +34,29 @@ def test_prob_png_round_trip_within_one_level(tmp_path: Path) -> None:
     back = read_prob_png(tmp_path / "p.png")
     assert back.shape == prob.shape
     assert np.abs(back - prob).max() <= 0.5 / 65535 + 1e-7
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_written_files_carry_the_umasks_mode(tmp_path: Path, umask: int) -> None:
+    """mkstemp creates 0600; outputs must be as readable as any file the lab creates."""
+    import os
+    import stat
+
+    from samlora.utils.io import atomic_path, make_temp_dir, write_json
+
+    old = os.umask(umask)
+    try:
+        write_json(tmp_path / "a.json", {"x": 1})
+        write_prob_png(tmp_path / "p.png", np.zeros((4, 4), np.float32))
+        with atomic_path(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"1")
+        folder = make_temp_dir(tmp_path, ".t-")
+        expected_dir = 0o777 & ~umask
+        (tmp_path / "plain.txt").write_text("reference written by open()")
+    finally:
+        os.umask(old)
+    reference = stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode)
+    assert reference == 0o666 & ~umask
+    for name in ("a.json", "p.png", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == reference, name
+    assert stat.S_IMODE(folder.stat().st_mode) == expected_dir

@@ -58,9 +58,10 @@ def _load(path: str | os.PathLike[str]) -> Image.Image:
             im.load()  # force a full decode: truncation surfaces here, not lazily
             return im.copy()
     except UnidentifiedImageError as exc:
-        raise ImageReadError(f"{path}: not a readable image (corrupt or unknown format)") from exc
+        raise ImageReadError(f"{path}: not a readable image (corrupt, empty or unknown "
+                             f"format); replace it with the file from the dataset's official release and run the step again") from exc
     except _DECODE_ERRORS as exc:
-        raise ImageReadError(f"{path}: corrupt or truncated image ({exc})") from exc
+        raise ImageReadError(f"{path}: corrupt or truncated image ({exc}); replace it with the file from the dataset's official release and run the step again") from exc
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:

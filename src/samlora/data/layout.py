@@ -63,14 +63,17 @@ def _listing(items: list[Any]) -> str:
 
 def missing_message(spec: DatasetSpec, root: Path, missing: list[Path]) -> str:
     """A message naming the missing files and showing the expected layout."""
-    return (f"{spec.id}: {len(missing)} expected file(s) missing under {root}:\n"
-            f"{_listing(missing)}\nexpected layout:\n{describe_layout(spec, root)}")
+    return (f"{spec.id}: {len(missing)} expected file(s) missing under {root}, e.g. "
+            f"{missing[0]}; put the dataset's official files there (listed below) and run "
+            f"the step again\n{_listing(missing)}\nexpected layout:\n"
+            f"{describe_layout(spec, root)}")
 
 
 def _empty_message(spec: DatasetSpec, root: Path) -> str:
     what = "is empty" if root.is_dir() and not any(root.iterdir()) else \
         "holds none of its images" if root.is_dir() else "does not exist"
-    return (f"{spec.id}: folder {root} {what}; expected the official layout there:\n"
+    return (f"{spec.id}: folder {root} {what}; put the dataset's official layout there "
+            f"(listed below), or set data.mirror to the folder that holds it\n"
             f"{describe_layout(spec, root)}")
 
 
@@ -90,8 +93,9 @@ def inspect_layout(spec: DatasetSpec, root: Path, allow_subset: bool = False,
     if absent and not allow_subset:
         cases = [f"{r.case} (no {r.image})" for r in absent]
         msg = (f"{spec.id}: the split file {spec.split.path} names {len(absent)} of "
-               f"{len(recs)} case(s) missing from the data under {root}:\n{_listing(cases)}\n"
-               f"If this source holds a subset on purpose, set data.allow_subset: true.")
+               f"{len(recs)} case(s) missing from the data under {root}, e.g. {cases[0]}; "
+               "put them there, or set data.allow_subset: true if this source holds a "
+               f"subset on purpose\n{_listing(cases)}")
         return None, msg + "\n" + missing_message(spec, root, missing_files(absent))
     missing = missing_files(present)
     if missing:

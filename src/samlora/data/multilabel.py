@@ -63,7 +63,8 @@ def _checked(rec: Record, hw: tuple[int, int], path: Path, what: str,
     if arr is not None and tuple(arr.shape[:2]) != tuple(hw):
         raise SizeMismatchError(
             f"{what} {path} is {arr.shape[1]}×{arr.shape[0]} (w×h) but its image "
-            f"{rec.image} is {hw[1]}×{hw[0]}")
+            f"{rec.image} is {hw[1]}×{hw[0]}; a label must have its image's size: "
+            "replace the pair with the files of the dataset's official release")
     return arr
 
 

@@ -109,7 +109,8 @@ def _check_size(image_path: Path, shape: tuple[int, int], other: Path, what: str
     if tuple(other_shape[:2]) != tuple(shape):
         raise SizeMismatchError(
             f"{what} {other} is {other_shape[1]}×{other_shape[0]} (w×h) but its image "
-            f"{image_path} is {shape[1]}×{shape[0]}")
+            f"{image_path} is {shape[1]}×{shape[0]}; a label must have its image's size: "
+            "replace the pair with the files of the dataset's official release")
 
 
 def _header_size(path: Path) -> tuple[int, int]:
@@ -118,7 +119,10 @@ def _header_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.height, im.width
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(f"{path}: not a readable image ({exc})") from exc
+        why = "corrupt, empty or unknown format" if str(path) in str(exc) else str(exc)
+        raise ImageReadError(f"{path}: not a readable image ({why}); replace it with the file "
+                             "from the dataset's official release and run the step again") \
+            from exc
 
 
 def preflight(records: list[Record]) -> None:

@@ -124,6 +124,8 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in [*out_dir.glob(".predict-tmp-*"), *out_dir.glob(".probs-old-*")]:
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed predict into this folder
     staging = make_temp_dir(out_dir, ".predict-tmp-")
     try:
         for batch in progress(loader, len(loader), f"predict {Path(processed_dir).name}"):

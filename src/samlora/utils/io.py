@@ -176,5 +176,9 @@ def torch_load_safe(path: str | os.PathLike[str], what: str, remedy: str) -> Any
 
 
 def _first_line(err: BaseException) -> str:
+    """The first sentence of an error's first line (library messages can run long)."""
     text = str(err).strip()
-    return text.splitlines()[0] if text else "no details"
+    if not text:
+        return "no details"
+    line = text.splitlines()[0]
+    return line.split(". ", 1)[0].rstrip(".")
