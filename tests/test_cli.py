@@ -93,3 +93,35 @@ def test_checkpoint_step_fetches_and_verifies(repo_root: Path, tmp_path: Path,
     assert "backbones.sam_tiny.checkpoint is null" in caplog.text
     assert main(["checkpoint", *params, "--backbone", "nope"]) == 2
     assert "unknown backbone 'nope'" in caplog.text
+
+
+def test_train_help_lists_the_valid_values(repo_root: Path) -> None:
+    import yaml
+
+    from samlora.cli import build_parser
+
+    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+    sub = build_parser()._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    text = " ".join(sub.format_help().split())
+    for method in params["methods"]:
+        assert method in text
+    for dataset in params["data"]["datasets"]:
+        assert dataset in text
+    assert "study.seeds" in text
+
+
+def test_errors_are_one_line_unless_debug(repo_root: Path, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "samlora", "prepare", "--params",
+           str(repo_root / "params.yaml"), "--dataset", "nosuch"]
+    plain = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert [ln for ln in plain.stderr.splitlines() if "ERROR" in ln] == \
+        [ln for ln in plain.stderr.splitlines() if ln.strip()][-1:]
+    for extra, env in (([ "--debug"], {}), ([], {"SAMLORA_DEBUG": "1"})):
+        res = subprocess.run([*cmd, *extra], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120, env={**os.environ, **env})
+        assert res.returncode != 0 and "Traceback" in res.stderr and "nosuch" in res.stderr

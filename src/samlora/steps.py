@@ -129,8 +129,10 @@ def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
 
 
 def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.data.registry import get_dataset
     from samlora.evaluation.predict import predict_dataset
 
+    get_dataset(args.test_set)  # an unknown id: say so before anything is loaded
     prompts = _current_prompts(cfg, args.run)
     predict_dataset(args.run, Path(cfg.data.processed_dir) / args.test_set, args.out,
                     args.models_dir, batch_size=cfg.evaluate.batch_size,

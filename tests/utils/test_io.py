@@ -60,3 +60,20 @@ def test_written_files_carry_the_umasks_mode(tmp_path: Path, umask: int) -> None
     for name in ("a.json", "p.png", "b.bin"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == reference, name
     assert stat.S_IMODE(folder.stat().st_mode) == expected_dir
+
+
+def test_safetensors_weights_carry_the_umasks_mode(tmp_path: Path) -> None:
+    """safetensors writes its own 0600 temporary file and renames it onto the target."""
+    import os
+    import stat
+
+    import torch
+
+    from samlora.training.state import save_weights
+
+    old = os.umask(0o022)
+    try:
+        save_weights(tmp_path / "adapter.safetensors", {"w": torch.zeros(2)}, {"format": "x"})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "adapter.safetensors").stat().st_mode) == 0o644

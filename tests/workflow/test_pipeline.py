@@ -1,14 +1,21 @@
 """The whole chain through `dvc repro` (which calls the Snakemake targets) on real data.
 
-One run of the smoke preset, then the change-detection contract: after an edit of
-``train.lr`` both DVC and Snakemake see the training stage and everything after it as out of
-date, and data preparation as up to date.
+One run of the smoke preset (under umask 022), whose outputs are checked against each other:
+per-image tables against the prepared test splits, the summary against the per-image means,
+``results/metrics.json``, the report's table CSV and the table shown in the executed notebook
+(and its HTML export) against the summary, and every file's mode against the umask. Then the
+change-detection contract: after an edit of ``train.lr`` both DVC and Snakemake see the
+training stage and everything after it as out of date, and data preparation as up to date.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
+import stat
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -18,8 +25,24 @@ import yaml
 from .conftest import job_counts, snakemake, venv_env
 
 
+#: The smoke run's grid: params.yaml's protocols (train on DRIVE; test on DRIVE and
+#: CHASE_DB1, with their test-split sizes) × tests/fixtures/smoke.yaml's methods and seed.
+METHODS = ("topolora_sam", "decoder_only")
+TRAIN_SET = "drive"
+TEST_SETS = {"drive": 20, "chase_db1": 8}
+SEED = 0
+STUDY = "smoke"
+#: Column label of the report's table -> metric id of summary.csv and metrics_per_image.csv.
+TABLE_METRICS = {"Dice": "dice", "IoU": "iou", "AUC": "auc", "clDice": "cldice"}
+TABLE_INDEX = ("Method", "Train set", "Test set")
+#: Umask the pipeline runs under, and the modes it should give new files and folders.
+UMASK = 0o022
+FILE_MODE, DIR_MODE = 0o666 & ~UMASK, 0o777 & ~UMASK
+
+
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: int = 600) -> str:
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+                         umask=UMASK)
     assert res.returncode == 0, f"{cmd} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
 
@@ -46,28 +69,215 @@ def reproduced(repo_root: Path, mirror: Path, tmp_path_factory: pytest.TempPathF
     return work
 
 
+class _TableRows(HTMLParser):
+    """Cells of the first ``<table class="dataframe">`` of an HTML text, row by row, split
+    into header (thead) and body (tbody) rows; a cell spanning rows (pandas writes each
+    MultiIndex label once, with ``rowspan``) is repeated in every row it spans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head: list[list[str]] = []
+        self.body: list[list[str]] = []
+        self._state = "before"  # before, in, after the table
+        self._section: list[list[str]] = self.head
+        self._raw: list[tuple[str, int]] = []  # (text, rowspan) of the current row
+        self._cell: list[str] | None = None
+        self._span = 1
+        self._carry: dict[int, tuple[str, int]] = {}  # column -> (text, rows still spanned)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table" and self._state == "before" and "dataframe" in (a.get("class") or ""):
+            self._state = "in"
+        elif self._state != "in":
+            return
+        elif tag in ("thead", "tbody"):
+            self._section = self.head if tag == "thead" else self.body
+            self._carry = {}
+        elif tag == "tr":
+            self._raw = []
+        elif tag in ("th", "td"):
+            self._cell, self._span = [], int(a.get("rowspan") or 1)
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._state != "in":
+            return
+        if tag in ("th", "td") and self._cell is not None:
+            self._raw.append(("".join(self._cell).strip(), self._span))
+            self._cell = None
+        elif tag == "tr":
+            self._section.append(self._expand(self._raw))
+        elif tag == "table":
+            self._state = "after"
+
+    def _expand(self, raw: list[tuple[str, int]]) -> list[str]:
+        row, cells, col = [], iter(raw), 0
+        while True:
+            if col in self._carry:
+                text, left = self._carry.pop(col)
+                if left > 1:
+                    self._carry[col] = (text, left - 1)
+            else:
+                try:
+                    text, span = next(cells)
+                except StopIteration:
+                    return row
+                if span > 1:
+                    self._carry[col] = (text, span - 1)
+            row.append(text)
+            col += 1
+
+
+def _html_table(html: str) -> list[dict[str, str]]:
+    """The first pandas table of ``html`` as one {column label: cell text} per body row; the
+    index levels' names (second header row) label the index columns."""
+    parser = _TableRows()
+    parser.feed(html)
+    assert parser.head and parser.body, "no pandas table (<table class='dataframe'>) found"
+    names = [" ".join(filter(None, col)) for col in zip(*parser.head)]
+    assert all(len(r) == len(names) for r in parser.body), (names, parser.body)
+    return [dict(zip(names, r)) for r in parser.body]
+
+
+def _notebook_table_html(nb_path: Path) -> str:
+    """The HTML output of the executed notebook's main-table cell."""
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    cells = [c for c in nb["cells"] if c["cell_type"] == "code"
+             and "main_table(" in "".join(c["source"])]
+    assert len(cells) == 1, "expected one code cell building the main table"
+    outs = [o for o in cells[0]["outputs"] if "text/html" in o.get("data", {})]
+    assert len(outs) == 1, cells[0]["outputs"]
+    return "".join(outs[0]["data"]["text/html"])
+
+
+_CELL = re.compile(r"(-?\d+\.(\d+))(?: ± (\d+\.\d+))?")
+
+
+def _check_cell(cell: str, mean: float, std: float, where: str) -> int | None:
+    """``cell`` shows ``mean`` (and `` ± std`` when std is a number) rounded to the digits it
+    shows, "–" for a nan mean; returns those digits (None for "–")."""
+    if not math.isfinite(mean):
+        assert cell == "–", f"{where}: {cell!r} for a nan mean"
+        return None
+    m = _CELL.fullmatch(cell)
+    assert m, f"{where}: {cell!r} is not 'mean' or 'mean ± std'"
+    digits = len(m.group(2))
+    assert m.group(1) == f"{mean:.{digits}f}", f"{where}: {cell!r}, summary mean {mean!r}"
+    if math.isfinite(std):
+        assert m.group(3) == f"{std:.{digits}f}", f"{where}: {cell!r}, summary std {std!r}"
+    else:
+        assert m.group(3) is None, f"{where}: {cell!r} shows a std, the summary has none"
+    return digits
+
+
+def _check_table(rows: list[dict[str, str]], summary: pd.DataFrame, what: str) -> None:
+    """Every row of a results table is the summary row of its method × train × test set, in
+    the summary's order, and every cell its mean (± std) at one precision of >= 3 digits."""
+    assert rows and all(set(r) == {*TABLE_INDEX, *TABLE_METRICS} for r in rows), (
+        f"{what}: columns {[list(r) for r in rows[:1]]}")
+    keys = [tuple(r[k] for k in TABLE_INDEX) for r in rows]
+    assert keys == list(summary[["method", "train_set", "test_set"]].itertuples(
+        index=False, name=None)), f"{what}: rows {keys}"
+    digits = set()
+    for row, (_, srow) in zip(rows, summary.iterrows()):
+        for label, metric in TABLE_METRICS.items():
+            digits.add(_check_cell(row[label], float(srow[f"{metric}_mean"]),
+                                   float(srow[f"{metric}_std"]),
+                                   f"{what} {'/'.join(row[k] for k in TABLE_INDEX)} {label}"))
+    digits.discard(None)
+    assert len(digits) == 1 and min(digits) >= 3, f"{what}: cells shown with {digits} digits"
+
+
 def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     w = reproduced
+    protocols = yaml.safe_load((w / "params.yaml").read_text())["study"]["protocols"]
+    assert {(p["train"], t) for p in protocols for t in p["test"]} == {
+        (TRAIN_SET, t) for t in TEST_SETS}
     drive = pd.read_csv(w / "data/processed/drive/index.csv")
     assert drive["split"].value_counts().to_dict() == {"train": 20, "test": 20}
     chase = pd.read_csv(w / "data/processed/chase_db1/index.csv")
     assert chase["split"].value_counts().to_dict() == {"train": 20, "test": 8}
-    for method in ("topolora_sam", "decoder_only"):
-        run = w / f"runs/smoke/{method}/drive/seed0"
+    test_cases = {t: pd.read_csv(w / f"data/processed/{t}/index.csv", dtype={"case": str})
+                  .query("split == 'test'")["case"].tolist() for t in TEST_SETS}
+    assert {t: len(c) for t, c in test_cases.items()} == TEST_SETS
+
+    summary = pd.read_csv(w / "results/summary.csv",
+                          dtype={"method": str, "train_set": str, "test_set": str})
+    assert len(summary) == len(METHODS) * len(TEST_SETS)
+    for method in METHODS:
+        run = w / f"runs/{STUDY}/{method}/{TRAIN_SET}/seed{SEED}"
         assert (run / "adapter.safetensors").stat().st_size > 0
         assert yaml.safe_load((run / "config.yaml").read_text())["method"] == method
-        for test_set, n in (("drive", 20), ("chase_db1", 8)):
-            res = w / f"results/smoke/{method}/drive/seed0/{test_set}"
-            per_image = pd.read_csv(res / "metrics_per_image.csv")
+        for test_set, n in TEST_SETS.items():
+            res = w / f"results/{STUDY}/{method}/{TRAIN_SET}/seed{SEED}/{test_set}"
+            where = f"{method}/{TRAIN_SET}/seed{SEED}/{test_set}"
+            per_image = pd.read_csv(res / "metrics_per_image.csv", dtype=str)
+            metrics = per_image[list(TABLE_METRICS.values())].astype(float)
             assert len(per_image) == n
-            assert per_image["dice"].between(0, 1).all()
+            assert metrics["dice"].between(0, 1).all()
             assert len(list((res / "probs").glob("*.png"))) == n
-    summary = pd.read_csv(w / "results/summary.csv")
-    assert len(summary) == 4  # 2 methods x 2 test sets
-    metrics = json.loads((w / "results/metrics.json").read_text())
-    assert metrics
+            # the run identity of every row, and one row per test case of the test set
+            for column, value in (("method", method), ("train_set", TRAIN_SET),
+                                  ("test_set", test_set), ("seed", str(SEED))):
+                assert set(per_image[column]) == {value}, (
+                    f"{where}: {column} {sorted(set(per_image[column]))}, expected {value!r}")
+            assert sorted(per_image["case"]) == sorted(test_cases[test_set]), where
+            # the summary row: the mean over the images of the one seed, no std over seeds
+            row = summary[(summary["method"] == method) & (summary["train_set"] == TRAIN_SET)
+                          & (summary["test_set"] == test_set)]
+            assert len(row) == 1, where
+            row = row.iloc[0]
+            assert (row["n_seeds"], row["n_images"]) == (1, n), where
+            for metric in TABLE_METRICS.values():
+                assert row[f"{metric}_mean"] == pytest.approx(metrics[metric].mean(),
+                                                              rel=1e-9), (where, metric)
+                assert math.isnan(row[f"{metric}_std"]), (where, metric)
+
+    # results/metrics.json: method -> train set -> test set -> the summary row's values
+    nested = json.loads((w / "results/metrics.json").read_text())
+    assert set(nested) == set(METHODS)
+    for method, by_train in nested.items():
+        assert set(by_train) == {TRAIN_SET}, (method, set(by_train))
+        assert set(by_train[TRAIN_SET]) == set(TEST_SETS), (method, set(by_train[TRAIN_SET]))
+    for _, row in summary.iterrows():
+        leaf = nested[row["method"]][row["train_set"]][row["test_set"]]
+        where = f"metrics.json {row['method']}.{row['train_set']}.{row['test_set']}"
+        assert set(leaf) == {*TABLE_METRICS.values(),
+                             *(f"{m}_std" for m in TABLE_METRICS.values()),
+                             "n_seeds", "n_images"}, (where, sorted(leaf))
+        for metric in TABLE_METRICS.values():
+            assert leaf[metric] == pytest.approx(row[f"{metric}_mean"], rel=1e-12), (
+                where, metric)
+            std = row[f"{metric}_std"]
+            assert (leaf[f"{metric}_std"] is None if math.isnan(std)
+                    else leaf[f"{metric}_std"] == pytest.approx(std, rel=1e-12)), (where, metric)
+        assert (leaf["n_seeds"], leaf["n_images"]) == (row["n_seeds"], row["n_images"]), where
+
+    # the report: the table CSV it saves, the table the executed notebook shows, its HTML
+    saved = pd.read_csv(w / "reports/tables/main_results.csv", dtype=str, keep_default_na=False)
+    _check_table(saved.to_dict("records"), summary, "reports/tables/main_results.csv")
+    shown = _html_table(_notebook_table_html(w / "reports/main_results.ipynb"))
+    _check_table(shown, summary, "table of reports/main_results.ipynb")
     html = (w / "reports/main_results.html").read_text()
-    assert "clDice" in html and "<img" in html
+    assert _html_table(html) == shown
+    assert "<img" in html
+
+
+def test_outputs_carry_the_umask_mode(reproduced: Path) -> None:
+    """Under umask 022 every file the pipeline writes is 0644 and every folder 0755 (no
+    mkstemp 0600 file nor mkdtemp 0700 folder renamed into place)."""
+    wrong = []
+    for top in ("runs", "results", "reports", "data/processed"):
+        root = reproduced / top
+        for path in [root, *sorted(root.rglob("*"))]:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+            if mode != (DIR_MODE if path.is_dir() else FILE_MODE):
+                wrong.append(f"{mode:04o} {path.relative_to(reproduced)}")
+    assert not wrong, f"{len(wrong)} output(s) without the umask's mode:\n" + "\n".join(wrong)
 
 
 def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
@@ -86,3 +296,20 @@ def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
     assert "prepare_dataset" not in counts and "download_dataset" not in counts
     assert counts["train_model"] == 2 and counts["predict_test_set"] == 4
     assert counts["evaluate_test_set"] == 4 and counts["render_report"] == 1
+    # ... and the rerun trains the edited runs afresh: new history, new weights, new config
+    import torch
+    from safetensors.torch import load_file
+
+    runs = {m: w / "runs" / STUDY / m / TRAIN_SET / f"seed{SEED}" for m in METHODS}
+    before = {m: load_file(r / "adapter.safetensors") for m, r in runs.items()}
+    index_mtime = (w / "data/processed/drive/index.csv").stat().st_mtime_ns
+    _run(["dvc", "repro"], w, env, timeout=900)
+    for method, run in runs.items():
+        state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+        assert [h["epoch"] for h in state["history"]] == [1]
+        assert state["history"][0]["lr"] == pytest.approx(3.0e-4), method
+        after = load_file(run / "adapter.safetensors")
+        assert any(not torch.equal(before[method][k], after[k]) for k in after), method
+        assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] == 3.0e-4
+    assert (w / "data/processed/drive/index.csv").stat().st_mtime_ns == index_mtime
+    assert json.loads(_run(["dvc", "status", "--json"], w, env)) == {}

@@ -35,7 +35,10 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
     in the user's home.
 
     Raises:
-        RuntimeError: no kernel of that name can be found or registered.
+        RuntimeError: no kernel of that name can be found or registered: ipykernel is not
+            installed, or a kernelspec that cannot be used (e.g. one naming a kernel
+            provisioner that is not installed) on ``JUPYTER_PATH`` or in the user's Jupyter
+            folder hides the one registered under ``sys.prefix``.
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -44,11 +47,22 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
     except NoSuchKernel:
         if kernel_name != KERNEL_NAME:
             raise RuntimeError(f"no Jupyter kernel named '{kernel_name}'") from None
-        from ipykernel.kernelspec import install
+        try:
+            from ipykernel.kernelspec import install
 
-        install(prefix=sys.prefix, kernel_name=kernel_name)
-        log.info("registered Jupyter kernel '%s' under %s", kernel_name, sys.prefix)
-        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+            install(prefix=sys.prefix, kernel_name=kernel_name)
+            log.info("registered Jupyter kernel '%s' under %s", kernel_name, sys.prefix)
+            spec = KernelSpecManager().get_kernel_spec(kernel_name)
+        except ImportError as err:
+            raise RuntimeError(f"no usable Jupyter kernel '{kernel_name}' (install ipykernel "
+                               f"in this environment): {err}") from err
+        except NoSuchKernel as err:  # Jupyter still picks a spec other than the new one
+            found = KernelSpecManager().find_kernel_specs().get(kernel_name)
+            why = (f"the kernelspec in {found}, found before the one registered under "
+                   f"{sys.prefix}, cannot be used; remove or fix it" if found else
+                   f"Jupyter does not search {sys.prefix}, where it was registered")
+            raise RuntimeError(f"no usable Jupyter kernel '{kernel_name}' ({why}): "
+                               f"NoSuchKernel: {err}") from err
     interpreter = spec.argv[0] if spec.argv else "?"
     if interpreter not in ("python", "python3") and (
         Path(interpreter).resolve() != Path(sys.executable).resolve()

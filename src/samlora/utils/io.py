@@ -70,6 +70,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # again: some writers (safetensors) replace the file with a 0600 one of their own
+        os.chmod(tmp_path, default_mode())
         os.replace(tmp_path, path)
     except OSError as err:
         tmp_path.unlink(missing_ok=True)
