@@ -30,7 +30,7 @@ demo: venv
 		--configfile params.yaml presets/demo.yaml --cores $(CORES) all
 
 test: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q --durations=10
 
 test-all: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q

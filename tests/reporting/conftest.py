@@ -11,7 +11,7 @@ import pytest
 
 from samlora.evaluation.aggregate import aggregate
 from samlora.evaluation.evaluate import evaluate_predictions, read_mask_png
-from samlora.utils.io import write_prob_png
+from samlora.utils.io import write_json, write_prob_png
 
 _spec = importlib.util.spec_from_file_location(
     "_evaluation_fixtures", Path(__file__).resolve().parents[1] / "evaluation" / "conftest.py")
@@ -46,6 +46,10 @@ def results(drive_processed: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             write_prob_png(run / "probs" / f"{row.case}.png", _soft_prob(gt, rng, miss))
         meta = {"method": "topolora_sam", "train_set": "drive", "test_set": "drive",
                 "seed": str(seed)}
+        write_json(run / "predictions.json",  # as the predict step records the run
+                   {"run": f"runs/main/topolora_sam/drive/seed{seed}", "test_set": "drive",
+                    "method": "topolora_sam", "train_set": "drive", "seed": seed,
+                    "cases": sorted(index.query("split == 'test'")["case"])})
         evaluate_predictions(drive_processed, run / "probs", run, 0.5,
                              ["dice", "iou", "auc", "cldice"], meta)
         csvs.append(run / "metrics_per_image.csv")

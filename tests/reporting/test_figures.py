@@ -18,7 +18,7 @@ def test_overlay_figure_has_three_panels(results: dict[str, Path], tmp_path: Pat
     ex = load_example(results["processed_root"], results["run"])
     assert ex.case == "drive_01" and ex.test_set == "drive" and ex.image.dtype == np.uint8
     assert ex.image.shape == (*ex.gt.shape, 3) == (584, 565, 3)
-    assert ex.run == "topolora_sam, trained on drive, seed0"
+    assert ex.run == "topolora_sam, trained on drive, seed 0"
     fig = overlay_figure(ex.image, ex.gt, ex.prob, ex.fov, 0.5, title="t")
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     assert "Dice" in fig.axes[2].get_title()
@@ -53,3 +53,18 @@ def test_per_image_figure_and_run_discovery(results: dict[str, Path]) -> None:
     assert find_example_run(results["root"]) == results["run"]
     with pytest.raises(KeyError):
         per_image_figure(pd.DataFrame({"method": [], "test_set": []}), "dice")
+
+
+def test_example_skips_test_cases_without_a_label(results: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    """The current DRIVE release has unlabelled test cases: the figure shows a labelled one."""
+    import shutil
+
+    processed = tmp_path / "processed"
+    shutil.copytree(results["processed_root"] / "drive", processed / "drive")
+    index = pd.read_csv(processed / "drive/index.csv", dtype=str, keep_default_na=False)
+    index.loc[index["case"] == "drive_01", "mask"] = ""
+    index.to_csv(processed / "drive/index.csv", index=False)
+    assert load_example(processed, results["run"]).case == "drive_02"
+    with pytest.raises(ValueError, match="drive_01 .* no reference label"):
+        load_example(processed, results["run"], "drive_01")

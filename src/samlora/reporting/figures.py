@@ -68,8 +68,12 @@ def load_example(processed_root: Path, example_run: Path, case: str | None = Non
     test_set = example_run.name
     folder = Path(processed_root) / test_set
     cases = load_test_cases(folder)
-    if case is None:
-        row = cases.iloc[0]
+    if case is None:  # the first test case with a reference label (some releases have none)
+        labelled = cases[cases["mask"] != ""]
+        if labelled.empty:
+            raise ValueError(f"{folder}/index.csv: no test case has a reference label to show; "
+                             "set report.example_case or use a labelled release")
+        row = labelled.iloc[0]
     else:
         match = cases[cases["case"] == str(case)]
         if match.empty:
@@ -82,10 +86,15 @@ def load_example(processed_root: Path, example_run: Path, case: str | None = Non
     with Image.open(folder / row["image"]) as im:
         image = np.asarray(im.convert("RGB"))
     fov = read_mask_png(folder / row["fov"]) if row["fov"] else None
-    method, train_set, seed = (list(example_run.parts[-4:-1]) + ["?"] * 3)[:3]
+    if not row["mask"]:
+        raise ValueError(f"test case {row['case']} of {folder}/index.csv has no reference label "
+                         "to show; pick a labelled case in report.example_case")
+    from samlora.evaluation.evaluate import read_predictions
+
+    pred = read_predictions(example_run)  # the run's identity, not the folder's names
     return Example(case=str(row["case"]), test_set=test_set, image=image,
                    gt=read_mask_png(folder / row["mask"]), prob=read_prob_png(prob_path), fov=fov,
-                   run=f"{method}, trained on {train_set}, {seed}")
+                   run=f"{pred['method']}, trained on {pred['train_set']}, seed {pred['seed']}")
 
 
 def overlay_rgb(
