@@ -1,6 +1,7 @@
 # samlora: environment setup, demo and tests.
 #   make demo   set up .venv (if needed) and run the CPU demo through Snakemake
-#   make test   set up .venv (if needed) and run every test that needs no GPU (incl. slow)
+#   make test   set up .venv (if needed) and run every test that needs no GPU (incl. slow; CI)
+#   make test-fast   the same without the tests marked slow (>= 10 s each)
 # Setup follows the toolchain recipe: torch + torchvision first, then the rest with
 # SAM2_BUILD_CUDA=0 and --no-build-isolation (sam2 ships an sdist that would otherwise try
 # to build a CUDA extension against a second copy of torch).
@@ -11,7 +12,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.samlora-installed
 CORES  ?= 2
 
-.PHONY: venv demo test test-all bench clean-demo
+.PHONY: venv demo test test-fast test-all bench clean-demo
 
 venv: $(STAMP)
 
@@ -31,6 +32,9 @@ demo: venv
 
 test: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q --durations=10
+
+test-fast: venv
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu and not slow" -q --durations=10
 
 test-all: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q

@@ -105,7 +105,6 @@ def test_export_cli_from_a_run_folder(repo_root: Path, tmp_path: Path) -> None:
                                 "checkpoint": None, "pretrained": None}), tmp_path / "x.pth")
 
 
-@pytest.mark.slow
 def test_vit_b_export_loads_through_sam_model_registry(tmp_path: Path) -> None:
     from segment_anything import sam_model_registry
 

@@ -46,7 +46,7 @@ def test_hiera_t_total_and_sam2lora_budget(cfg: DictConfig) -> None:
 @pytest.mark.parametrize("method", [
     "sam2lora",  # the configured backbone (hiera_b+)
     "sam2lora_s",
-    pytest.param("sam2lora_l", marks=pytest.mark.slow),
+    "sam2lora_l",
 ])
 def test_sam2lora_below_5_percent(cfg: DictConfig, method: str) -> None:
     row = params_table(cfg, methods=[method]).iloc[0]

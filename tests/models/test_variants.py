@@ -89,7 +89,6 @@ def test_adapter_budget_both_ways() -> None:
     assert rows["reference code, hidden 128"] == 68_096
 
 
-@pytest.mark.slow
 def test_params_cli_prints_every_method_and_both_adapter_figures(repo_root: Path,
                                                                  capsys) -> None:
     from samlora.cli import main

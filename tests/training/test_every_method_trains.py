@@ -100,7 +100,6 @@ def test_a_method_of_each_kind_trains(cfg, drive_batch: dict, method: str) -> No
     _check(cfg, method, drive_batch)
 
 
-@pytest.mark.slow
 def test_every_method_in_params_trains(cfg, drive_batch: dict) -> None:
     assert set(cfg.study.methods) == set(cfg.methods)
     for method in cfg.methods:

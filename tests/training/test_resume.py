@@ -67,6 +67,7 @@ def test_training_loss_falls_and_writes_run_files(repo_root: Path, processed: Pa
     assert (run / "dvclive" / "metrics.json").is_file()
 
 
+@pytest.mark.slow  # three real training runs: ~20 s here
 def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
         repo_root: Path, processed: Path, tmp_path: Path) -> None:
     """Augmentation on; the uninterrupted reference loads in the main process, the killed
@@ -96,6 +97,7 @@ def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
     _assert_identical(_weights(ref), _weights(killed))
 
 
+@pytest.mark.slow  # four real training runs: ~25 s here
 def test_an_edited_lr_trains_afresh_instead_of_resuming(repo_root: Path, processed: Path,
                                                         tmp_path: Path) -> None:
     """Rerunning a finished run folder with another train.lr (what Snakemake, dvc exp run

@@ -24,6 +24,8 @@ import yaml
 
 from .conftest import job_counts, snakemake, venv_env
 
+pytestmark = pytest.mark.slow  # one real `dvc repro` and a rerun: ~140 s here
+
 
 #: The smoke run's grid: params.yaml's protocols (train on DRIVE; test on DRIVE and
 #: CHASE_DB1, with their test-split sizes) × tests/fixtures/smoke.yaml's methods and seed.
