@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from samlora.data import split_files
 from samlora.data.download import fetch_dataset
 from samlora.data.prepare import prepare_dataset
 
@@ -52,4 +53,13 @@ def drive_copy(mirror: Path, tmp_path: Path) -> Path:
     """A writable copy of the mirror's DRIVE folder (140 files) under tmp_path."""
     dest = tmp_path / "mirror" / "DRIVE"
     shutil.copytree(mirror / "DRIVE", dest)
+    return dest
+
+
+@pytest.fixture()
+def splits_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A scratch copy of the committed split files, used instead of the package's."""
+    dest = tmp_path / "splits"
+    shutil.copytree(split_files.SPLITS_DIR, dest)
+    monkeypatch.setattr(split_files, "SPLITS_DIR", dest)
     return dest

@@ -86,10 +86,8 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def serving() -> Iterator[Server]:
-    """A :class:`Server` on 127.0.0.1 (any free port) running in a thread."""
-    srv = Server(("127.0.0.1", 0), Handler)
-    srv.files, srv.honour_range, srv.requests, srv.broken = {}, True, [], {}
+def running(srv: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
+    """Serve ``srv`` from a thread for the duration of the block, then close it."""
     thread = threading.Thread(target=srv.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
@@ -97,6 +95,15 @@ def serving() -> Iterator[Server]:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[Server]:
+    """A :class:`Server` on 127.0.0.1 (any free port) running in a thread."""
+    srv = Server(("127.0.0.1", 0), Handler)
+    srv.files, srv.honour_range, srv.requests, srv.broken = {}, True, [], {}
+    with running(srv):
+        yield srv
 
 
 def zip_bytes(files: dict[str, bytes]) -> bytes:

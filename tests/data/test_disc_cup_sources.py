@@ -4,7 +4,6 @@ from small archives in each official layout built from synthetic images, plus ba
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from samlora.data import split_files
 from samlora.data.datasets import SegmentationDataset
 from samlora.data.download import fetch_dataset
 from samlora.data.errors import LabelFormatError, RegistrationRequiredError
@@ -23,15 +21,6 @@ from samlora.data.split_files import SplitFile, write_seeded_split, write_split
 
 from . import disc_cup_layouts as lay
 from .conftest import FOV_CFG, snapshot
-
-
-@pytest.fixture()
-def splits_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A scratch copy of the committed split files, used instead of the package's."""
-    dest = tmp_path / "splits"
-    shutil.copytree(split_files.SPLITS_DIR, dest)
-    monkeypatch.setattr(split_files, "SPLITS_DIR", dest)
-    return dest
 
 
 def _small_split(splits_dir: Path, dataset: str, splits: dict[str, list[str]]) -> None:

@@ -21,7 +21,6 @@ from PIL import Image
 from skimage import draw
 
 from samlora.data.download import fetch_dataset, fetch_spec
-from samlora.data.errors import RegistrationRequiredError
 from samlora.data.io import read_image_any, read_mask
 from samlora.data.policy import PreparePolicy
 from samlora.data.prepare import prepare_dataset
@@ -109,10 +108,10 @@ def test_hrf_download_extract_prepare(hrf_zip: tuple[Path, dict[str, np.ndarray]
             < 0.05
 
 
-# --- FIVES: placed by hand (its archive is not fetched automatically) ----------------------
+# --- FIVES: its archive from a file:// URL (the RAR itself: test_fives_grape_refuge2.py) ----
 
 
-def test_fives_placed_archive_prepare(tmp_path: Path) -> None:
+def test_fives_archive_prepare(tmp_path: Path) -> None:
     split = get_dataset("fives").split
     files = {}
     for k, case in enumerate(split.cases):
@@ -122,10 +121,11 @@ def test_fives_placed_archive_prepare(tmp_path: Path) -> None:
         files[f"FIVES/{folder}/Ground truth/{name}.png"] = _encode(
             vessel.astype(np.uint8) * 255, "PNG")
     raw = tmp_path / "raw"
-    with pytest.raises(RegistrationRequiredError, match="train/ and test/ folders"):
-        fetch_dataset("fives", raw, None, tmp_path / "lock.json")
-    _zip(raw / "fives" / "FIVES.zip", files)
-    root = fetch_dataset("fives", raw, None, tmp_path / "lock.json")
+    served = _zip(tmp_path / "served" / "FIVES.zip", files)
+    spec = get_dataset("fives")
+    spec = dataclasses.replace(spec, source=dataclasses.replace(
+        spec.source, archives=(Archive(served.as_uri()),)))
+    root = fetch_spec(spec, raw, None, tmp_path / "lock.json")
     assert root == raw / "fives/extracted/FIVES"
     index = prepare_dataset("fives", root, tmp_path / "out", FOV_CFG)
     assert index["split"].value_counts().to_dict() == {"train": 600, "test": 200}

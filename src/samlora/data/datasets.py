@@ -155,7 +155,14 @@ class SegmentationDataset(Dataset):
             return self._cache[i]
         row = self.rows[i]
         image = read_image(self.root / row["image"])
-        mask = read_mask(self.root / row[self.column])
+        if row[self.column]:
+            mask = read_mask(self.root / row[self.column])
+        elif row["split"] == "test":  # shipped unlabelled: predicted (no prompt), not scored
+            mask = np.zeros(image.shape[:2], bool)
+        else:
+            raise ValueError(f"{self.root / 'index.csv'}: {row['split']} case {row['case']} "
+                             "has no reference label; only test cases may lack one: prepare "
+                             "the dataset again from a release that labels it")
         fov = read_mask(self.root / row["fov"]) if row.get("fov") else \
             np.ones(image.shape[:2], bool)
         if self._cache is not None:

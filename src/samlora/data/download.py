@@ -1,7 +1,11 @@
 """Fetch a dataset's official layout: from a mirror, a checked download, or files the user placed.
 
 Whatever the origin, :func:`fetch_dataset` checks that every file the dataset's reader
-expects is there and writes ``raw_dir/<id>/source.json`` naming the layout's root folder.
+expects is there and writes ``raw_dir/<id>/source.json`` naming the layout's root folder
+(and, where the release ships some cases without a reference label, how many and why).
+A server that refuses the download or answers with an HTML page stops the step with
+where to get the archive in a browser and where to put it; an https certificate that
+fails verification falls back to http only for archives whose SHA-256 is known.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from samlora.data.errors import (
     MissingFilesError,
     RegistrationRequiredError,
 )
-from samlora.data.http_fetch import http_download
+from samlora.data.http_fetch import DownloadRefusedError, http_download
 from samlora.data.io import write_bytes_if_changed
 from samlora.data.layout import LayoutCheck, check_layout, find_layout, missing_message
 from samlora.data.registry import DatasetSpec, describe_layout, get_dataset, missing_files
@@ -81,17 +85,48 @@ def fetch_spec(spec: DatasetSpec, raw_dir: Path, mirror: Path | None, lock_file:
         root, info = _from_mirror(spec, Path(mirror))
     elif spec.source.registration or not spec.source.archives:  # placed by the user
         root, info = _from_placed(spec, dest, allow_subset)
+    elif _user_placed(spec, dest):  # a downloadable dataset the user fetched by hand
+        log.info("%s: using the files placed in %s instead of downloading", spec.id, dest)
+        root, info = _from_placed(spec, dest, allow_subset)
     else:
         root, info = _from_archives(spec, dest, Path(lock_file), allow_subset)
     check: LayoutCheck = check_layout(spec, root, allow_subset)
     n_files = sum(len(r.files()) for r in check.records)
     record = {"dataset": spec.id, "root": str(root.resolve()), "files": n_files,
               "cases": len(check.records), "subset": check.subset_info(),
-              "homepage": spec.source.homepage, **info}
+              "homepage": spec.source.homepage, **info, **_unlabelled(spec, check)}
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
     write_bytes_if_changed(dest / SOURCE_JSON, text.encode())
     log.info("%s: %d files in %s (%s)", spec.id, n_files, root, info["origin"])
     return root
+
+
+def _user_placed(spec: DatasetSpec, dest: Path) -> bool:
+    """True when ``dest`` holds something the download step did not write there: an archive
+    or folder the user placed (any name but the registry's archives and their traces)."""
+    if not dest.is_dir():
+        return False
+    own = {a.filename for a in spec.source.archives}
+    for entry in dest.iterdir():
+        name = entry.name
+        if name.startswith(".") or name in (EXTRACTED, SOURCE_JSON):
+            continue
+        if any(name == f or name.startswith((f"{f}.part", f"{f}.bad-")) for f in own):
+            continue
+        return True
+    return False
+
+
+def _unlabelled(spec: DatasetSpec, check: LayoutCheck) -> dict[str, Any]:
+    """``{"unlabelled": {...}}`` for cases the layout holds without a reference label
+    (logged: they are prepared and predicted, not scored), else ``{}``."""
+    cases = [r.case for r in check.records if r.mask is None]
+    if not cases:
+        return {}
+    note = spec.source.unlabelled or "this source ships no reference label for them"
+    log.warning("%s: %d case(s) have %s; they are prepared and predicted, not scored",
+                spec.id, len(cases), note)
+    return {"unlabelled": {"count": len(cases), "cases": cases, "note": note}}
 
 
 def _from_mirror(spec: DatasetSpec, mirror: Path) -> tuple[Path, dict[str, Any]]:
@@ -155,13 +190,20 @@ def _from_placed(spec: DatasetSpec, dest: Path, allow_subset: bool
     A layout placed outside ``extracted/`` is used as it is; otherwise the placed archives
     are (re-)extracted whenever they differ from those ``extracted/`` was made from.
     """
-    root, partial = find_layout(spec, dest, allow_subset)
     archives = sorted(p for p in dest.iterdir() if p.is_file() and is_archive(p)) \
         if dest.is_dir() else []
     info: dict[str, Any] = {"origin": "placed", "location": str(dest.resolve())}
     extracted = dest / EXTRACTED
+    digests = [sha256_file(p) for p in archives]
+    try:
+        root, partial = find_layout(spec, dest, allow_subset)
+    except SplitFileError as exc:  # a seeded split is drawn from the extracted data
+        if not archives:
+            raise
+        _ensure_extracted(archives, extracted, _extraction_record(archives, digests))
+        raise SplitFileError(f"{exc} (the placed archives are extracted to {extracted}, "
+                             "where that command finds the cases)") from exc
     if archives:
-        digests = [sha256_file(p) for p in archives]
         info["archives"] = [{"file": p.name, "sha256": d} for p, d in zip(archives, digests)]
         if root is None or root.is_relative_to(extracted):
             _ensure_extracted(archives, extracted, _extraction_record(archives, digests))
@@ -191,10 +233,14 @@ def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path, allow_subset:
         path = dest / arc.filename
         expected = arc.sha256 or pinned.get(arc.url)
         origin = "the registry" if arc.sha256 else f"the lock file {lock_file}"
-        digest = download_verified(arc.url, path, expected, origin)
+        try:
+            digest, fetched = download_verified(arc.url, path, expected, origin)
+        except DownloadRefusedError as exc:
+            raise _refused(spec, path, exc) from exc
         paths.append(path)
         digests.append(digest)
-        listed.append({"url": arc.url, "file": arc.filename, "sha256": digest})
+        listed.append({"url": arc.url, "file": arc.filename, "sha256": digest,
+                       **({"fetched_from": fetched} if fetched not in (None, arc.url) else {})})
         if expected is None:
             to_pin.append((arc.url, digest))
     extracted = dest / EXTRACTED
@@ -212,6 +258,15 @@ def _from_archives(spec: DatasetSpec, dest: Path, lock_file: Path, allow_subset:
         pin_hash(lock_file, url, digest)
     return root, {"origin": "download", "location": [a.url for a in spec.source.archives],
                   "archives": listed}
+
+
+def _refused(spec: DatasetSpec, path: Path, exc: DownloadRefusedError) -> DownloadRefusedError:
+    """The refused download of ``path`` as placement instructions naming the homepage."""
+    return DownloadRefusedError(
+        f"{spec.id}: {exc.url} {exc.why}, not {path.name}, so it cannot be downloaded "
+        f"automatically; open {spec.source.homepage} in a browser, download {path.name} "
+        f"there and put it at {path.resolve()}, then run the download step again (nothing "
+        f"the server sent was kept or pinned){exc.note}", exc.url, exc.why, exc.note)
 
 
 # --- checksums --------------------------------------------------------------------------
@@ -267,13 +322,15 @@ def _move_aside(path: Path, digest: str) -> Path:
 
 
 def download_verified(url: str, path: Path, expected: str | None,
-                      origin: str = "the registry") -> str:
+                      origin: str = "the registry") -> tuple[str, str | None]:
     """Download ``url`` to ``path`` through ``<name>.part`` and verify its SHA-256.
 
     An existing ``path`` with the expected hash (or with none expected) is kept and nothing
     is fetched. An existing ``path`` with another hash is moved aside to
     ``<name>.bad-<sha12>`` (never deleted: it may be a file the user placed), then
     downloaded again. Pinning a hash seen for the first time is the caller's business.
+    Only a file with an expected hash may come over http after its https certificate
+    failed verification (the hash then vouches for it).
 
     Args:
         url: where the file comes from.
@@ -282,10 +339,12 @@ def download_verified(url: str, path: Path, expected: str | None,
         origin: where ``expected`` comes from, for messages ("the registry", a lock file).
 
     Returns:
-        The hex SHA-256 of ``path``.
+        (the hex SHA-256 of ``path``, the URL it was fetched from or None when ``path``
+        was already there).
 
     Raises:
         ChecksumError: the download's hash differs (the download is deleted).
+        DownloadRefusedError: the server refused the download or sent an HTML page.
         DownloadError: the download failed; the message names a file moved aside.
     """
     moved = ""
@@ -294,7 +353,7 @@ def download_verified(url: str, path: Path, expected: str | None,
         if expected is None or actual == expected:
             if expected is not None:
                 log.info("%s: present, sha256 verified", path)
-            return actual
+            return actual, None
         aside = _move_aside(path, actual)
         moved = (f"; the earlier {path.name} (sha256 {actual}, not the expected one) was "
                  f"moved to {aside}")
@@ -302,17 +361,20 @@ def download_verified(url: str, path: Path, expected: str | None,
                     "and downloading %s again", path, actual, expected, origin, aside, url)
     part = path.with_name(path.name + ".part")
     try:
-        http_download(url, part, target=path)
+        fetched = http_download(url, part, target=path, http_fallback=expected is not None)
     except DownloadError as exc:
         if not moved:
             raise
+        if isinstance(exc, DownloadRefusedError):
+            raise DownloadRefusedError(f"{exc}{moved}", exc.url, exc.why, moved) from exc
         raise DownloadError(f"{exc}{moved}") from exc
     actual = sha256_file(part)
     if expected is not None and actual != expected:
         part.unlink(missing_ok=True)
+        via = f" (fetched from {fetched})" if fetched != url else ""
         raise ChecksumError(
-            f"{url}: SHA-256 mismatch for {path.name}: expected {expected} (from {origin}), "
-            f"got {actual}; the download was deleted. If the archive changed upstream, check "
-            f"it and update {origin}{moved}.")
+            f"{url}: SHA-256 mismatch for {path.name}{via}: expected {expected} (from "
+            f"{origin}), got {actual}; the download was deleted. If the archive changed "
+            f"upstream, check it and update {origin}{moved}.")
     os.replace(part, path)
-    return actual
+    return actual, fetched

@@ -4,14 +4,15 @@ A record names its label files; a reader turns one file into one binary target. 
 are small frozen dataclasses (comparable, printable, recorded in ``dataset.json``):
 
 - :class:`BinaryImage`: a 0/255 (or 0/1, palette, 1-bit) label image;
-- :class:`AnyChannel`: a label image whose foreground may be drawn in one colour channel
-  only (pure red on black reads as grey 76, below the usual threshold);
+- :class:`AnyChannel`: a label drawn in one colour (pure red on black reads as grey 76,
+  below the usual threshold), stored as RGB, palette or grey;
 - :class:`SoftMap`: multi-expert agreement maps (0/64/128/191/255): majority (≥ 128) or
   union (> 0), chosen by :class:`LabelOptions`;
 - :class:`OneMap`: one grey map for disc and cup (0 cup, 128 rim, 255 background);
 - :class:`LabelmePolygons`: labelme-style JSON, the shapes of one label rasterised;
 - :class:`ContourText`: whitespace-separated ``x y`` vertex pairs;
-- :class:`MatMap`: a label map stored as a variable of a MATLAB ``.mat`` file.
+- :class:`MatMap`: a label map stored as a variable of a MATLAB ``.mat`` file (optionally
+  centre-cropped where it is wider than its image).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Protocol
 
 import numpy as np
 import scipy.io
+from PIL import Image
 
 from samlora.data.errors import LabelFormatError, SizeMismatchError
-from samlora.data.io import read_image_any, read_mask
+from samlora.data.io import read_image, read_image_any, read_mask
 from samlora.data.rasterise import rasterise_polygons
 
 log = logging.getLogger(__name__)
@@ -107,15 +109,40 @@ class BinaryImage:
         return read_mask(path)
 
 
+#: PIL modes holding colours (a palette maps its indices to colours): tested per channel.
+_COLOUR_MODES = ("RGB", "RGBA", "RGBX", "RGBa", "CMYK", "YCbCr", "LAB", "HSV", "P", "PA")
+
+
+def _pil_mode(path: Path) -> str | None:
+    """The PIL mode from the file header; None where PIL cannot open it (``.gz``, ``.mat``)."""
+    try:
+        with Image.open(path) as im:
+            return im.mode
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class AnyChannel:
-    """Foreground where any colour channel is ≥ 128 (IDRiD draws its masks in red (check))."""
+    """A label drawn in one colour on black (IDRiD draws its disc in pure red, 255/0/0).
+
+    - colour (RGB) files: foreground where any channel is ≥ 128, so pure red counts although
+      its grey value is 76;
+    - palette files: decoded through the palette to RGB first, then as colour files (their
+      indices 0/1, or the palette's grey value 76 for red, would otherwise find nothing);
+    - grey (and 1-bit) files: foreground where the value is > 0. A red drawing saved as grey
+      is 76 (0.299 · 255), a green one 150, a blue one 29, so any fixed threshold above 29
+      loses some of them; IDRiD's masks are lossless TIFFs, so there is no compression
+      noise for > 0 to pick up.
+    """
 
     def __call__(self, path: Path, shape: tuple[int, int], options: LabelOptions) -> np.ndarray:
+        if _pil_mode(path) in _COLOUR_MODES:
+            return read_image(path).max(axis=2) >= 128
         arr = read_image_any(path)
-        if arr.ndim == 2:
-            return read_mask(path)
-        return arr[..., :3].max(axis=2) >= 128
+        if arr.ndim == 3:
+            return arr[..., :3].max(axis=2) >= 128 if arr.shape[2] >= 3 else arr[..., 0] > 0
+        return arr > 0
 
 
 @dataclass(frozen=True)
@@ -228,10 +255,14 @@ class MatMap:
     Attributes:
         variable: the variable holding the map.
         values: label values that make up this target (e.g. disc = rim and cup values).
+        crop_width: centre-crop a map that has its image's height but is wider (some
+            copies of ORIGA ship such maps); the crop is logged with both widths. Any other
+            size difference stays an error.
     """
 
     variable: str
     values: tuple[int, ...]
+    crop_width: bool = False
 
     def __call__(self, path: Path, shape: tuple[int, int], options: LabelOptions) -> np.ndarray:
         try:
@@ -245,7 +276,21 @@ class MatMap:
         if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.number):
             raise LabelFormatError(f"{path}: variable {self.variable!r} is not a 2-D numeric "
                                    f"map (shape {arr.shape}, {arr.dtype})")
+        if self.crop_width:
+            arr = _centre_crop_width(path, arr, shape)
         return np.isin(arr, self.values)
+
+
+def _centre_crop_width(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``arr`` cut to ``shape``'s width, equally from both sides (the extra pixel of an odd
+    difference from the right), where only its width exceeds the image's."""
+    (h, w), (img_h, img_w) = arr.shape, tuple(shape)
+    if h != img_h or w <= img_w:
+        return arr
+    left = (w - img_w) // 2
+    log.info("%s: label map is %d px wide, its image %d px: centre-cropped to the image "
+             "(%d px off the left, %d off the right)", path, w, img_w, left, w - img_w - left)
+    return arr[:, left:left + img_w]
 
 
 def decode_label(path: Path, reader: LabelReader | None, shape: tuple[int, int],

@@ -4,6 +4,11 @@ A prepared folder keeps the dataset's primary label (vessel, or disc for disc/cu
 in ``masks/`` (column ``mask``), a second observer's in ``masks2/`` (column ``mask2``),
 and each further label kind ``k`` of :attr:`DatasetSpec.extra_labels` in ``masks_k/``
 (column ``mask_k``; empty where a case lacks it, e.g. a cup drawn on some images only).
+
+A structure every image of a dataset shows (:data:`SHOWN_IN_EVERY_IMAGE`: the optic disc
+and cup of the disc/cup sets) must decode to a non-empty mask: an empty one is an error
+naming the file (a grey-coded or palette mask read with the wrong rule, a wrong file),
+never a silent empty target.
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from samlora.data.registry import DatasetSpec, Record
 
 #: FOV policies of :attr:`DatasetSpec.fov_default` and the ``fov_source`` they record.
 FOV_SOURCES = {"computed": "computed", "whole": "whole_image"}
+#: Per task, the structures every image shows. A decoded mask of one of them that comes
+#: out empty is an error; a structure some images lack is reported absent by its reader
+#: (None, e.g. a G1020 JSON without a cup polygon), which leaves an empty index cell.
+SHOWN_IN_EVERY_IMAGE: dict[str, tuple[str, ...]] = {"disc_cup": ("disc", "cup")}
 
 
 def extra_columns(spec: DatasetSpec) -> list[str]:
@@ -58,6 +67,27 @@ def has_image_header(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+def structure_of(spec: DatasetSpec, column: str) -> str:
+    """The structure a label column holds: ``mask`` and ``mask2`` the primary label,
+    ``mask_<kind>`` its kind without a trailing observer number (``mask_cup2`` -> ``cup``)."""
+    if column in ("mask", "mask2"):
+        return spec.primary_label
+    return column[len("mask_"):].rstrip("0123456789")
+
+
+def _shown(spec: DatasetSpec, column: str, path: Path, reader: Any,
+           arr: np.ndarray | None) -> np.ndarray | None:
+    """``arr``, after checking that a structure every image shows is not decoded empty."""
+    structure = structure_of(spec, column)
+    if arr is not None and not arr.any() \
+            and structure in SHOWN_IN_EVERY_IMAGE.get(spec.task, ()):
+        raise LabelFormatError(
+            f"{path}: decodes to an empty {structure} mask ({describe_reader(reader)}), but "
+            f"every {spec.id} image shows its {structure}; replace the file with the one from "
+            "the dataset's official release")
+    return arr
+
+
 def _checked(rec: Record, hw: tuple[int, int], path: Path, what: str,
              arr: np.ndarray | None) -> np.ndarray | None:
     if arr is not None and tuple(arr.shape[:2]) != tuple(hw):
@@ -80,28 +110,36 @@ def decode_labels(rec: Record, spec: DatasetSpec, hw: tuple[int, int],
 
     Returns:
         ``{column: H×W bool}`` for ``mask``, ``mask2`` (where shipped) and each
-        ``mask_<kind>`` the case has.
+        ``mask_<kind>`` the case has; ``{}`` for a case shipped without a reference label
+        (``rec.mask`` None), which is prepared with empty label columns.
 
     Raises:
-        LabelFormatError: the primary label is absent from its file, or the record carries
-            a kind its spec does not declare.
+        LabelFormatError: the primary label is absent from its file, a structure every
+            image shows decodes empty (:data:`SHOWN_IN_EVERY_IMAGE`), or the record
+            carries a kind its spec does not declare.
         SizeMismatchError: a label differs from the image's size (names both files).
     """
+    if rec.mask is None:
+        return {}
     mask = decode_label(rec.mask, rec.mask_reader, hw, options)
     if mask is None:
         raise LabelFormatError(f"{rec.mask}: holds no {spec.primary_label} annotation")
-    out = {"mask": _checked(rec, hw, rec.mask, "mask", mask)}
+    out = {"mask": _shown(spec, "mask", rec.mask, rec.mask_reader,
+                          _checked(rec, hw, rec.mask, "mask", mask))}
     if rec.mask2 is not None:
         arr = decode_label(rec.mask2, rec.mask2_reader, hw, options)
         if arr is not None:
-            out["mask2"] = _checked(rec, hw, rec.mask2, "second-observer mask", arr)
+            out["mask2"] = _shown(spec, "mask2", rec.mask2, rec.mask2_reader,
+                                  _checked(rec, hw, rec.mask2, "second-observer mask", arr))
     for lab in rec.extra:
         if lab.kind not in spec.extra_labels:
             raise LabelFormatError(f"{spec.id}: case {rec.case} carries label kind "
                                    f"{lab.kind!r}, not among {list(spec.extra_labels)}")
         arr = decode_label(lab.path, lab.reader, hw, options)
         if arr is not None:
-            out[f"mask_{lab.kind}"] = _checked(rec, hw, lab.path, f"{lab.kind} mask", arr)
+            column = f"mask_{lab.kind}"
+            out[column] = _shown(spec, column, lab.path, lab.reader,
+                                 _checked(rec, hw, lab.path, f"{lab.kind} mask", arr))
     return out
 
 

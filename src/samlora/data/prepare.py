@@ -12,7 +12,9 @@ Output under ``out_dir``::
                         reference, resolution, subset
     index.csv           case, split, image, mask, mask2, fov, fov_source, height, width
                         (prepared size), extra label columns, native_<label column>
-                        paths, native_height, native_width
+                        paths, native_height, native_width; ``mask`` is empty for a case
+                        its release ships without a reference label (counted under
+                        ``unlabelled`` in dataset.json; predicted, not scored)
 
 Re-running changes nothing that is already right (same bytes, same mtime). The first
 file that does change removes ``index.csv`` and ``dataset.json``; they are written last,
@@ -158,7 +160,7 @@ def _prepare_case(rec: Record, out: _Output, fov_cfg: Mapping[str, Any], spec: D
         labels["fov"] = compute_fov(image, float(fov_cfg["red_threshold"]),
                                     int(fov_cfg["radius"]))
     row: dict[str, Any] = {"case": rec.case, "split": rec.split,
-                           "image": f"images/{rec.case}.png", "mask2": "",
+                           "image": f"images/{rec.case}.png", "mask": "", "mask2": "",
                            **{col: "" for col in extra_columns(spec)},
                            **{col: "" for col in native_columns(_label_columns(spec))}}
     folders = {key: "fov" if key == "fov" else label_folder(key) for key in labels}
@@ -206,6 +208,7 @@ def _dataset_json(spec: DatasetSpec, source_root: Path, index: pd.DataFrame,
         "labels": dict(spec.labels), "split_convention": spec.split_convention,
         "counts": counts, "num_cases": int(len(index)),
         "num_second_observer": int((index["mask2"] != "").sum()),
+        **_unlabelled_info(spec, index),
         "fov_sources": {k: int(v) for k, v in index["fov_source"].value_counts().items()},
         "source": {"root": str(Path(source_root).resolve()), "homepage": spec.source.homepage,
                    "citation": spec.source.citation},
@@ -215,6 +218,16 @@ def _dataset_json(spec: DatasetSpec, source_root: Path, index: pd.DataFrame,
         info["fov_params"] = {"red_threshold": float(fov_cfg["red_threshold"]),
                               "radius": int(fov_cfg["radius"])}
     return info
+
+
+def _unlabelled_info(spec: DatasetSpec, index: pd.DataFrame) -> dict[str, Any]:
+    """``{"unlabelled": {count, cases, note}}`` for cases prepared without a reference
+    label (empty ``mask`` column; predicted, not scored), else ``{}``."""
+    cases = [str(c) for c in index.loc[index["mask"] == "", "case"]]
+    if not cases:
+        return {}
+    return {"unlabelled": {"count": len(cases), "cases": cases,
+                           "note": spec.source.unlabelled}}
 
 
 def prepare_dataset(name: str, source_root: Path, out_dir: Path,
@@ -270,6 +283,10 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
     _remove_stale(out, index, extra_columns(spec))
     info = (_dataset_json(spec, source_root, index, fov_cfg) | label_info(spec, records, options)
             | policy.info() | {"subset": layout.subset_info()})
+    if "unlabelled" in info:
+        log.warning("%s: %d case(s) have %s; they are prepared and predicted, not scored",
+                    name, info["unlabelled"]["count"],
+                    info["unlabelled"]["note"] or "no reference label in this source")
     text = json.dumps(info, indent=2, sort_keys=True) + "\n"
     if write_bytes_if_changed(out_dir / DATASET_JSON, text.encode()):
         out.changed += 1

@@ -57,7 +57,9 @@ class Record:
         case: unique case id, ``<dataset>_<native id>`` (e.g. ``drive_21``).
         split: ``train``, ``val`` (where official) or ``test``, from the split file.
         image: the RGB image file.
-        mask: the reference (first observer) label file.
+        mask: the reference (first observer) label file, or None for a case its release
+            ships without one (e.g. DRIVE's test set in the current download): such a case
+            is prepared with an empty ``mask`` column, predicted, and not scored.
         mask2: the second observer's label file, or None where none is shipped.
         fov: the official field-of-view mask, or None where none is shipped.
         mask_reader, mask2_reader: how ``mask`` / ``mask2`` are decoded
@@ -69,7 +71,7 @@ class Record:
     case: str
     split: str
     image: Path
-    mask: Path
+    mask: Path | None
     mask2: Path | None = None
     fov: Path | None = None
     mask_reader: LabelReader | None = None
@@ -91,15 +93,20 @@ class Archive:
         sha256: published hex SHA-256, or None (then the lock file pins the first one seen).
         into: sub-folder of the extraction folder to extract into ("" = its root), for
             archives without a top folder of their own (STARE's tarballs).
+        name: the file name to save it under, for URLs whose last component is no
+            file name (figshare's ``ndownloader/files/<number>``); "" = from the URL.
     """
 
     url: str
     sha256: str | None = None
     into: str = ""
+    name: str = ""
 
     @property
     def filename(self) -> str:
-        """The file name the archive is saved under (last component of the URL path)."""
+        """The file name the archive is saved under (``name``, else the URL's last part)."""
+        if self.name:
+            return self.name
         name = PurePosixPath(unquote(urlparse(self.url).path)).name
         if not name:
             raise ValueError(f"archive URL {self.url!r} has no file name")
@@ -117,6 +124,8 @@ class Source:
         placement: for registration-only datasets, what the user puts in ``raw_dir/<id>/``
             (the archive names accepted); the expected tree is derived from the reader.
         citation: the paper to cite.
+        unlabelled: why some cases may come without a reference label (which release
+            lacks them); quoted where such cases are found, prepared and left unscored.
     """
 
     homepage: str
@@ -124,6 +133,7 @@ class Source:
     registration: bool = False
     placement: str = ""
     citation: str = ""
+    unlabelled: str = ""
 
 
 #: ``reader(root, {case: split})`` -> one record per case of the split file, in its order.

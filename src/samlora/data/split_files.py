@@ -8,8 +8,20 @@ One JSON file per dataset, ``samlora/data/splits/<id>.json`` (package data)::
       "description": "first 10 ids by id order = train, last 10 = test; ...",
       "seed": null,                              # the seed of a seeded split, else null
       "splits": {"train": ["stare_0001", ...], "test": [...]},   # "val" where official
-      "variants": {"leave_one_out": "each case is the test set once"}   # optional
+      "variants": {"leave_one_out": "each case is the test set once"},  # optional
+      "variant_splits": {"set_a_b": {"train": [...], "test": [...]}}     # optional
     }
+
+Variants (``<name>/<k>``): ``leave_one_out/<k>`` makes the k-th of all sorted case ids the
+only test case and trains on the others; ``labelled_test/<k>`` cuts the sorted ``train``
+cases into :data:`LABELLED_TEST_FOLDS` contiguous blocks (DRIVE's 20: ids 21-25, 26-30,
+31-35, 36-40), tests on block k, trains on the other blocks and leaves the file's own test
+cases out (for a release that ships its test set without labels).
+
+Recorded variants (a plain name, e.g. ORIGA's ``set_a_b``) are splits a dataset publishes
+with its data: listed under ``variant_splits`` (each re-partitions exactly the file's
+cases) and described under ``variants``; ``null`` until :func:`record_variant` writes
+them once from a copy of the data (the file is then committed).
 
 Case ids are the registry's ``<dataset>_<native id>``. A split file is the single source
 of a dataset's split: the reader builds its records from these ids, so a case the file
@@ -23,6 +35,7 @@ official ``val`` split.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -41,9 +54,12 @@ log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
 #: Folder of the committed split files.
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-#: Variant names :meth:`SplitFile.assignment` understands (``leave_one_out/<k>``).
-VARIANTS = ("leave_one_out",)
-_KEYS = {"dataset", "convention", "description", "seed", "splits", "variants"}
+#: Variant names :meth:`SplitFile.assignment` understands (``<name>/<k>``).
+VARIANTS = ("leave_one_out", "labelled_test")
+#: Blocks of ``labelled_test``: 4 (20 training cases -> 15 train / 5 test per fold).
+LABELLED_TEST_FOLDS = 4
+_KEYS = {"dataset", "convention", "description", "seed", "splits", "variants",
+         "variant_splits"}
 
 
 class SplitFileError(ValueError):
@@ -63,6 +79,8 @@ class SplitFile:
         seed: the seed that drew a seeded split, else None.
         variants: alternative splits the file allows (name -> description).
         path: the file it was read from.
+        recorded: the recorded variants' splits (name -> ``{split: case ids}``, or None
+            while declared but not yet recorded).
     """
 
     dataset: str
@@ -72,6 +90,7 @@ class SplitFile:
     seed: int | None = None
     variants: dict[str, str] = field(default_factory=dict)
     path: Path | None = None
+    recorded: dict[str, dict[str, tuple[str, ...]] | None] = field(default_factory=dict)
 
     @property
     def cases(self) -> list[str]:
@@ -86,30 +105,61 @@ class SplitFile:
         """``{case: split}`` of the default split, or of ``variant``.
 
         Args:
-            variant: None for the file's split, or ``leave_one_out/<k>`` (k-th case of the
-                sorted case list is the only test case, every other case is train); the
-                file must list ``leave_one_out`` among its variants.
+            variant: None for the file's split, ``leave_one_out/<k>`` (k-th case of the
+                sorted case list is the only test case, every other case is train) or
+                ``labelled_test/<k>`` (block k of the sorted train cases is test, the other
+                blocks train, the file's test cases are left out); the file must list the
+                variant's name among its variants.
 
         Raises:
             SplitFileError: unknown variant or fold index.
         """
         if variant is None:
             return {c: name for name in SPLIT_NAMES for c in self.splits.get(name, ())}
+        if variant in self.recorded:
+            return self._recorded(variant)
         m = re.fullmatch(r"(\w+)/(\d+)", variant)
         if m is None or m.group(1) not in self.variants or m.group(1) not in VARIANTS:
             raise SplitFileError(f"{self.path}: unknown split variant {variant!r}; this file "
                                  f"allows {[f'{v}/<k>' for v in self.variants]}")
-        ordered, k = sorted(self.cases), int(m.group(2))
+        k = int(m.group(2))
+        if m.group(1) == "labelled_test":
+            blocks = self._labelled_test_blocks()
+            if k >= len(blocks):
+                raise SplitFileError(f"{self.path}: fold {k} of {variant!r} out of range "
+                                     f"(0..{len(blocks) - 1})")
+            return {c: "test" if i == k else "train"
+                    for i, block in enumerate(blocks) for c in block}
+        ordered = sorted(self.cases)
         if k >= len(ordered):
             raise SplitFileError(f"{self.path}: fold {k} of {variant!r} out of range "
                                  f"(0..{len(ordered) - 1})")
         return {c: "test" if i == k else "train" for i, c in enumerate(ordered)}
 
+    def _labelled_test_blocks(self) -> list[list[str]]:
+        """The sorted ``train`` cases in :data:`LABELLED_TEST_FOLDS` contiguous blocks."""
+        ordered = sorted(self.splits.get("train", ()))
+        if len(ordered) < LABELLED_TEST_FOLDS:
+            raise SplitFileError(f"{self.path}: labelled_test needs at least "
+                                 f"{LABELLED_TEST_FOLDS} train cases, the file has "
+                                 f"{len(ordered)}")
+        return [list(b) for b in np.array_split(np.array(ordered, dtype=object),
+                                                LABELLED_TEST_FOLDS)]
+
+    def _recorded(self, variant: str) -> dict[str, str]:
+        """``{case: split}`` of a recorded variant."""
+        splits = self.recorded[variant]
+        if splits is None:
+            raise SplitFileError(f"{self.path}: split variant {variant!r} is declared but not "
+                                 f"recorded yet ({self.variants.get(variant, '')})")
+        return {c: name for name in SPLIT_NAMES for c in splits.get(name, ())}
+
     def allowed_variants(self) -> list[str]:
         """The variant names :meth:`assignment` accepts, one pattern per kind
         (``leave_one_out/<k>, k = 0..19``); empty when the file allows none."""
-        last = len(self.cases) - 1
-        return [f"{v}/<k>, k = 0..{last}" for v in self.variants if v in VARIANTS]
+        last = {"leave_one_out": len(self.cases) - 1, "labelled_test": LABELLED_TEST_FOLDS - 1}
+        return [f"{v}/<k>, k = 0..{last[v]}" for v in self.variants if v in VARIANTS] + \
+            [v if s is not None else f"{v} (once recorded)" for v, s in self.recorded.items()]
 
 
 def split_path(dataset: str, splits_dir: Path | None = None) -> Path:
@@ -162,12 +212,42 @@ def parse_split(path: Path) -> SplitFile:
     if stray := [c for c in seen if not c.startswith(prefix)]:
         raise _fail(path, f"case id(s) {stray[:3]} do not start with {prefix!r}")
     variants = data.get("variants") or {}
-    if bad := sorted(set(variants) - set(VARIANTS)):
-        raise _fail(path, f"unknown variant(s) {bad}; known: {list(VARIANTS)}")
+    recorded = _parse_recorded(path, data.get("variant_splits") or {}, variants, set(seen))
+    if bad := sorted(set(variants) - set(VARIANTS) - set(recorded)):
+        raise _fail(path, f"unknown variant(s) {bad}; known: {list(VARIANTS)} or one listed "
+                          "under variant_splits")
     return SplitFile(
         dataset=data["dataset"], convention=data["convention"], description=data["description"],
         splits={n: tuple(splits[n]) for n in SPLIT_NAMES if n in splits},
-        seed=data.get("seed"), variants=dict(variants), path=path)
+        seed=data.get("seed"), variants=dict(variants), path=path, recorded=recorded)
+
+
+def _parse_recorded(path: Path, listed: object, variants: dict, cases: set[str]
+                    ) -> dict[str, dict[str, tuple[str, ...]] | None]:
+    """``variant_splits``, checked: each described, null or a split of the file's cases."""
+    if not isinstance(listed, dict):
+        raise _fail(path, "'variant_splits' must map variant names to splits (or null)")
+    out: dict[str, dict[str, tuple[str, ...]] | None] = {}
+    for name, splits in listed.items():
+        key = f"variant_splits.{name}"
+        if name not in variants or name in VARIANTS:
+            raise _fail(path, f"{key} needs a description under 'variants' (and a name "
+                              f"other than {list(VARIANTS)})")
+        if splits is None:
+            out[name] = None
+            continue
+        if not isinstance(splits, dict) or set(splits) - set(SPLIT_NAMES) or not all(
+                isinstance(v, list) and all(isinstance(c, str) for c in v)
+                for v in splits.values()):
+            raise _fail(path, f"{key} must map split names {list(SPLIT_NAMES)} to lists of "
+                              "case ids")
+        got = [c for v in splits.values() for c in v]
+        if len(got) != len(set(got)) or set(got) != cases:
+            odd = sorted(set(got) ^ cases)[:3] or "a case listed twice"
+            raise _fail(path, f"{key} must split exactly the file's {len(cases)} cases, each "
+                              f"once ({len(got)} listed; e.g. {odd})")
+        out[name] = {n: tuple(splits[n]) for n in SPLIT_NAMES if n in splits}
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -246,16 +326,51 @@ def write_split(split: SplitFile, path: Path) -> Path:
     if path.exists():
         raise FileExistsError(f"split file {path} already exists; splits are written once "
                               "and never redrawn (delete it yourself to draw a new one)")
+    _dump(split, path)
+    log.info("wrote split file %s (%s)", path, split.counts())
+    return path
+
+
+def _dump(split: SplitFile, path: Path) -> None:
+    """Write ``split`` to ``path`` atomically and check that it reads back."""
     data = {"dataset": split.dataset, "convention": split.convention,
             "description": split.description, "seed": split.seed,
             "splits": {n: list(split.splits[n]) for n in SPLIT_NAMES if n in split.splits}}
     if split.variants:
         data["variants"] = dict(split.variants)
+    if split.recorded:
+        data["variant_splits"] = {k: None if v is None else {n: list(c) for n, c in v.items()}
+                                  for k, v in split.recorded.items()}
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1) + "\n")
     parse_split(path)  # what was written reads back
-    log.info("wrote split file %s (%s)", path, {k: len(v) for k, v in data["splits"].items()})
-    return path
+
+
+def record_variant(dataset: str, name: str, splits: dict[str, Sequence[str]],
+                   splits_dir: Path | None = None) -> Path:
+    """Write ``splits`` (``{split: case ids}``, exactly the file's cases) as the declared
+    variant ``name`` of ``splits/<dataset>.json``; the same split again changes nothing.
+
+    Raises:
+        SplitFileError: ``name`` is not declared under ``variant_splits``, another split is
+            already recorded, or ``splits`` does not cover exactly the file's cases.
+    """
+    split = load_split(dataset, splits_dir)
+    if name not in split.recorded:
+        raise SplitFileError(f"{split.path}: declares no recorded variant {name!r} (its "
+                             f"variant_splits: {sorted(split.recorded)})")
+    new = {n: tuple(splits[n]) for n in SPLIT_NAMES if n in splits}
+    if split.recorded[name] == new:
+        return split.path
+    if split.recorded[name] is not None:
+        raise SplitFileError(f"{split.path}: variant {name!r} is already recorded with "
+                             f"another split; set variant_splits.{name} to null yourself "
+                             "to record it again")
+    _parse_recorded(split.path, {name: {k: list(v) for k, v in new.items()}}, split.variants,
+                    set(split.cases))  # checked before anything is written
+    _dump(dataclasses.replace(split, recorded={**split.recorded, name: new}), split.path)
+    log.info("recorded split variant %r in %s", name, split.path)
+    return split.path
 
 
 def write_seeded_split(dataset: str, cases: Sequence[str], seed: int,

@@ -1,8 +1,16 @@
-"""Aggregate per-image metrics: mean over images within a seed, then mean ± std over seeds."""
+"""Aggregate per-image metrics: mean over images within a seed, then mean ± std over seeds.
+
+Test cases a run predicted but could not score (no reference label in the release, see
+:mod:`samlora.evaluation.evaluate`) are counted from the ``predictions.json`` beside each
+per-image table; where there are any, the summary gains ``n_unscored`` and
+``unscored_note`` (``unscored`` and ``note`` in the nested JSON), and a train/test pair
+with no scored case at all still gets its row (metrics empty, ``n_images`` 0).
+"""
 
 from __future__ import annotations
 
 import glob
+import json
 import logging
 import math
 from collections.abc import Sequence
@@ -19,6 +27,8 @@ log = logging.getLogger(__name__)
 #: One summary row per combination of these.
 GROUP_COLUMNS = ("method", "train_set", "test_set")
 _ID_COLUMNS = (*META_COLUMNS, "case")
+#: Summary columns added when some run has test cases it predicted but did not score.
+UNSCORED_COLUMNS = ("n_unscored", "unscored_note")
 
 
 def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -77,8 +87,12 @@ def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         missing = [c for c in _ID_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{path} lacks column(s) {missing}")
+        if frame.empty:  # every test case unscored: keep the metric columns numeric
+            frame = frame.astype({c: float for c in frame.columns
+                                  if c not in (*_ID_COLUMNS, PROMPT_COLUMN)})
         frames.append(frame)
-    table = pd.concat(frames, ignore_index=True)
+    filled = [f for f in frames if not f.empty]
+    table = pd.concat(filled or frames[:1], ignore_index=True)
     if PROMPT_COLUMN in table.columns:
         table[PROMPT_COLUMN] = table[PROMPT_COLUMN].fillna(NO_PROMPT)
     ids = _with_prompt(_ID_COLUMNS, table)
@@ -107,6 +121,68 @@ def summarize_runs(per_image: pd.DataFrame) -> pd.DataFrame:
     return stats.reset_index()
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not readable JSON ({err}); run the step that writes it "
+                         "again") from None
+    return data if isinstance(data, dict) else {}
+
+
+def read_unscored(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
+    """Per run and test set, the predicted test cases its per-image table does not score.
+
+    The predicted cases come from the ``predictions.json`` beside each per-image CSV (a
+    CSV without one counts nothing); the note from the ``metrics.json`` there, if any.
+
+    Returns:
+        Columns ``method, train_set, test_set, seed, n_unscored, unscored_note``; one row
+        per CSV with unscored cases.
+    """
+    rows = []
+    for path in expand_paths(paths):
+        pred_path = path.with_name("predictions.json")
+        if not pred_path.is_file():
+            continue
+        pred = _read_json(pred_path)
+        scored = set(pd.read_csv(path, dtype={"case": str}, usecols=["case"])["case"])
+        unscored = sorted(set(map(str, pred.get("cases", []))) - scored)
+        if not unscored:
+            continue
+        metrics_path = path.with_name("metrics.json")
+        summary = _read_json(metrics_path) if metrics_path.is_file() else {}
+        meta = {**{k: pred.get(k) for k in META_COLUMNS}, **(summary.get("meta") or {})}
+        note = summary.get("note") or (f"{len(unscored)} test case(s) have no reference label; "
+                                       "predicted, not scored")
+        rows.append({**{k: str(meta[k]) for k in META_COLUMNS}, "n_unscored": len(unscored),
+                     "unscored_note": note})
+    return pd.DataFrame(rows, columns=[*META_COLUMNS, *UNSCORED_COLUMNS])
+
+
+def add_unscored(summary: pd.DataFrame, unscored: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with :data:`UNSCORED_COLUMNS` (most unscored cases over seeds, and the
+    note) and a row for each train/test pair that scored nothing; unchanged without any."""
+    if unscored.empty:
+        return summary
+    per_group = unscored.groupby(list(GROUP_COLUMNS), sort=True).agg(
+        n_unscored=("n_unscored", "max"), unscored_note=("unscored_note", "first"),
+        seeds=("seed", "nunique")).reset_index()
+    out = summary.merge(per_group, on=list(GROUP_COLUMNS), how="outer", sort=True)
+    new = out["n_images"].isna()
+    out.loc[new, "n_images"] = 0
+    out.loc[new, "n_seeds"] = out.loc[new, "seeds"]
+    if PROMPT_COLUMN in out.columns:
+        out.loc[new, PROMPT_COLUMN] = NO_PROMPT
+    out["n_unscored"] = out["n_unscored"].fillna(0).astype(int)
+    out["unscored_note"] = out["unscored_note"].fillna("")
+    out[["n_seeds", "n_images"]] = out[["n_seeds", "n_images"]].astype(int)
+    for key, note in zip(per_group[list(GROUP_COLUMNS)].itertuples(index=False),
+                         per_group["unscored_note"]):
+        log.warning("%s: %s", "/".join(key), note)
+    return out[[*summary.columns, *UNSCORED_COLUMNS]]
+
+
 def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
     """``{method: {train_set: {test_set: {metric: mean, metric_std: std, n_seeds, n_images}}}}``.
 
@@ -123,6 +199,9 @@ def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
             leaf[f"{m}_std"] = _json_float(row[f"{m}_std"])
         leaf["n_seeds"] = int(row["n_seeds"])
         leaf["n_images"] = int(row["n_images"])
+        if int(row.get("n_unscored", 0) or 0) > 0:
+            leaf["unscored"] = int(row["n_unscored"])
+            leaf["note"] = str(row["unscored_note"])
         node = out.setdefault(row["method"], {}).setdefault(row["train_set"], {}) \
             .setdefault(row["test_set"], {})
         mode = row.get(PROMPT_COLUMN, NO_PROMPT)
@@ -152,11 +231,14 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path) -> 
             <metric>_std`` per metric, ``n_seeds``, ``n_images``.
         out_json: DVC metrics file, nested as in :func:`summary_to_nested`.
 
+    Where some run predicted test cases it could not score, ``out_csv`` also has
+    ``n_unscored`` and ``unscored_note`` (see :func:`add_unscored`).
+
     Returns:
         The summary table written to ``out_csv``.
     """
     per_image = read_per_image(per_image_csvs)
-    summary = summarize_runs(per_image)
+    summary = add_unscored(summarize_runs(per_image), read_unscored(per_image_csvs))
     with atomic_path(out_csv) as tmp:
         summary.to_csv(tmp, index=False)
     write_json(out_json, summary_to_nested(summary))

@@ -1,4 +1,10 @@
-"""Evaluate one run's probability maps on one prepared test set, image by image."""
+"""Evaluate one run's probability maps on one prepared test set, image by image.
+
+A test case prepared without a reference label (an empty ``mask`` column, e.g. DRIVE's
+test set in the current download) is predicted but not scored: its map must exist, it has
+no row in ``metrics_per_image.csv``, and ``metrics.json`` counts it under ``unscored`` with
+a ``note`` saying why (also logged).
+"""
 
 from __future__ import annotations
 
@@ -79,6 +85,20 @@ def load_test_cases(processed_dir: Path) -> pd.DataFrame:
     if test.empty:
         raise ValueError(f"{index_path} has no case with split 'test'")
     return test
+
+
+def unscored_note(processed_dir: Path, n: int) -> str:
+    """Why ``n`` test cases of a prepared folder are not scored, from its ``dataset.json``
+    (the ``unlabelled`` note that prepare copied from the registry)."""
+    info_path = Path(processed_dir) / "dataset.json"
+    why = ""
+    if info_path.is_file():
+        try:
+            why = (json.loads(info_path.read_text()).get("unlabelled") or {}).get("note", "")
+        except (json.JSONDecodeError, AttributeError):
+            why = ""
+    return (f"{n} test case{'s have' if n != 1 else ' has'} "
+            f"{why or 'no reference label in this release'}; predicted, not scored")
 
 
 def _prob_paths(cases: Sequence[str], probs_dir: Path) -> list[Path]:
@@ -170,7 +190,9 @@ def evaluate_predictions(
             (extra keys become extra columns after these).
         workers: threads over images; default ``min(4, cpu count)``.
         label: the label kind to score against (``cup``); None = the dataset's primary
-            label (column ``mask``). Test cases without that label are left out.
+            label (column ``mask``). Test cases without that label are left out; those
+            without a primary label are still required to have a prediction, and are
+            counted (``unscored``, ``unscored_cases``, ``note``) in ``metrics.json``.
         config: the step's resolved config, written as ``evaluate_config.yaml`` with the
             outputs (None: not written).
 
@@ -189,7 +211,17 @@ def evaluate_predictions(
     column, cases = select_label(processed_dir, load_test_cases(processed_dir), label, False)
     if cases.empty:
         raise ValueError(f"{processed_dir}: no test case has a {label!r} label")
-    paths = _prob_paths(list(cases["case"]), Path(probs_dir))
+    paths = _prob_paths(list(cases["case"]), Path(probs_dir))  # unlabelled ones predicted too
+    labelled = (cases[column] != "").to_list()
+    unscored = [c for c, ok in zip(cases["case"], labelled) if not ok]
+    paths = [p for p, ok in zip(paths, labelled) if ok]
+    cases = cases[labelled]
+    extra: dict[str, Any] = {}
+    if unscored:
+        note = unscored_note(processed_dir, len(unscored))
+        log.warning("%s: %s (%s)", processed_dir, note, ", ".join(unscored[:5])
+                    + (" …" if len(unscored) > 5 else ""))
+        extra = {"unscored": len(unscored), "unscored_cases": unscored, "note": note}
     rows = cases.to_dict("records")
     n_workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(rows)))
     log.info("evaluating %d test cases of %s with %d thread(s)", len(rows), processed_dir,
@@ -210,8 +242,8 @@ def evaluate_predictions(
     out_dir = Path(out_dir)
     summary = summarize(table, metrics)
     run_meta = {k: str(meta[k]) for k in meta_cols}
-    write_outputs(out_dir, table, {**summary, "threshold": float(threshold), "meta": run_meta},
-                  config)
+    write_outputs(out_dir, table, {**summary, "threshold": float(threshold), "meta": run_meta,
+                                   **extra}, config)
     log.info("%s: mean %s over %d images", out_dir,
              {m: round(float(table[m].mean()), 4) for m in metrics}, len(table))
     return table

@@ -21,7 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from samlora.evaluation.evaluate import evaluate_predictions, summarize, write_outputs
+from samlora.evaluation.evaluate import (
+    evaluate_predictions,
+    load_test_cases,
+    summarize,
+    unscored_note,
+    write_outputs,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +79,21 @@ def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
     per_mode = {mode: summarize(t, names) for mode, t in tables.items()}
     write_outputs(Path(pred_dir), table,
                   {**per_mode[NO_PROMPT], "threshold": float(threshold),
-                   "meta": {k: str(v) for k, v in meta.items()}, "prompts": per_mode}, config)
+                   "meta": {k: str(v) for k, v in meta.items()}, "prompts": per_mode,
+                   **_unscored(processed_dir, label)}, config)
     log.info("%s: %s", pred_dir, {mode: round(float(t[names[0]].mean()), 4)
                                   for mode, t in tables.items()})
     return table
+
+
+def _unscored(processed_dir: Path, label: str | None) -> dict[str, object]:
+    """``unscored``, ``unscored_cases`` and ``note`` for test cases without a reference
+    label (predicted in every mode, scored in none), as the prompt-free summary has them."""
+    if label is not None:  # cases without another label kind are left out, not unscored
+        return {}
+    test = load_test_cases(Path(processed_dir))
+    cases = list(test.loc[test["mask"] == "", "case"])
+    if not cases:
+        return {}
+    return {"unscored": len(cases), "unscored_cases": cases,
+            "note": unscored_note(Path(processed_dir), len(cases))}

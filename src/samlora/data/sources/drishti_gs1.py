@@ -1,7 +1,7 @@
 """Drishti-GS1 (Sivaswamy et al. 2014/2015): 101 fundus images, optic disc and cup soft maps.
 
-Official layout (``Drishti-GS1_files.zip``, after registration by form; folder names of the
-test ground truth as in third-party copies of the release (check))::
+Official layout (``Drishti-GS1_files.zip``, after registration by form, top folder
+``Drishti-GS1_files/``; the paths as bob.ip.binseg's Drishti-GS1 protocol files list them)::
 
     Training/Images/drishtiGS_NNN.png
     Training/GT/drishtiGS_NNN/SoftMap/drishtiGS_NNN_{OD,cup}segSoftmap.png
@@ -9,10 +9,12 @@ test ground truth as in third-party copies of the release (check))::
     Test/Test_GT/drishtiGS_NNN/SoftMap/drishtiGS_NNN_{OD,cup}segSoftmap.png
 
 Some copies put the images one level deeper (``Images/ALL/``) and name the test ground
-truth ``Test/GT/``; the reader picks whichever of these folders exists. The soft maps hold
-the share of experts marking a pixel (0/64/128/191/255); ``data.soft_maps`` binarises
-them (majority ≥ 128 by default, or union > 0). Disc is the primary label, cup the extra
-one. The images are centred on the optic nerve head, so the FOV is the whole image.
+truth ``Test/GT/``, like the training one (the mirror's copy, from
+subhamshome/optic-disc-segmentation-drishtigs); the reader picks whichever of these
+folders exists. The soft maps hold the share of experts marking a pixel
+(0/64/128/191/255); ``data.soft_maps`` binarises them (majority ≥ 128 by default, or
+union > 0). Disc is the primary label, cup the extra one. The images are centred on the
+optic nerve head, so the FOV is the whole image.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def _images_dir(base: Path) -> Path:
 
 
 def _gt_dir(base: Path) -> Path:
-    """``Test_GT`` (official test folder (check)) where present, else ``GT``."""
+    """``Test_GT`` (the official test folder) where present, else ``GT``."""
     return base / "Test_GT" if (base / "Test_GT").is_dir() else base / "GT"
 
 

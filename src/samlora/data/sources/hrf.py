@@ -14,6 +14,9 @@ from pathlib import Path
 from samlora.data.layout import pick_existing
 from samlora.data.registry import Archive, DatasetSpec, Record, Source, native_id
 
+#: SHA-256 of the published ``all.zip``.
+ALL_ZIP_SHA256 = "a914d02cda161b7f33f25d0397c276d50e9a6cbc705e9b364a54f0adafed57e4"
+
 
 def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     """Expected records of the HRF layout under ``root``, one per split-file case."""
@@ -23,7 +26,7 @@ def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
         recs.append(Record(
             case=case,
             split=split,
-            # The suffix's case differs between categories (check): accept either.
+            # all.zip names the DR images .JPG and the others .jpg: accept either.
             image=pick_existing(root / "images" / f"{n}.jpg", root / "images" / f"{n}.JPG"),
             mask=root / "manual1" / f"{n}.tif",
             fov=root / "mask" / f"{n}_mask.tif",
@@ -38,9 +41,8 @@ SPEC = DatasetSpec(
     folder="HRF",
     source=Source(
         homepage="https://www5.cs.fau.de/research/data/fundus-images/",
-        # No published checksum: the first download pins it in data/checksums.lock.json.
         archives=(Archive("https://www5.cs.fau.de/fileadmin/research/datasets/fundus-images/"
-                          "all.zip"),),
+                          "all.zip", ALL_ZIP_SHA256),),
         citation="Budai, Bock, Maier, Hornegger and Michelson, Robust vessel segmentation in "
                  "fundus images, International Journal of Biomedical Imaging, 2013",
     ),

@@ -6,9 +6,14 @@ Official layout (``A. Segmentation.zip`` from IEEE DataPort, after registration)
     A. Segmentation/2. All Segmentation Groundtruths/{a. Training Set,b. Testing Set}/
         5. Optic Disc/IDRiD_NN_OD.tif
 
-Only the optic disc is used. The masks are colour TIFFs with the structure drawn in one
-channel (check), so any channel ≥ 128 is foreground. As for the other disc/cup sets the
-FOV is the whole image.
+Only the optic disc is used. The disc is drawn in pure red (255, 0, 0) on black, which
+reads as grey 76: the loaders of SAM2LoRA (grey, then a threshold half-way between the
+map's minimum and maximum) and of other projects (grey > 0) rely on that. Copies store
+the TIFFs as RGB, palette or grey, so :class:`~samlora.data.labels.AnyChannel` reads RGB
+and palette files by channel (≥ 128, a palette through its colours) and grey ones by
+value > 0. Every image shows the disc, so a mask that decodes empty is an error naming
+the file (:data:`samlora.data.multilabel.SHOWN_IN_EVERY_IMAGE`). As for the other
+disc/cup sets the FOV is the whole image.
 """
 
 from __future__ import annotations

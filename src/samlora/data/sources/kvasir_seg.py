@@ -13,6 +13,9 @@ from pathlib import Path
 
 from samlora.data.registry import Archive, DatasetSpec, Record, Source, image_scanner, native_id
 
+#: SHA-256 of the published ``kvasir-seg.zip``.
+KVASIR_SEG_ZIP_SHA256 = "03b30e21d584e04facf49397a2576738fd626815771afbbf788f74a7153478f7"
+
 
 def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
     """Expected records of the Kvasir-SEG layout under ``root``, one per split-file case."""
@@ -31,8 +34,8 @@ SPEC = DatasetSpec(
     folder="Kvasir-SEG",
     source=Source(
         homepage="https://datasets.simula.no/kvasir-seg/",
-        # No published checksum: the first download pins it in data/checksums.lock.json.
-        archives=(Archive("https://datasets.simula.no/downloads/kvasir-seg.zip"),),
+        archives=(Archive("https://datasets.simula.no/downloads/kvasir-seg.zip",
+                          KVASIR_SEG_ZIP_SHA256),),
         citation="Jha et al., Kvasir-SEG: A segmented polyp dataset, MultiMedia Modeling "
                  "(MMM), 2020",
     ),

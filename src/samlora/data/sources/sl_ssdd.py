@@ -1,11 +1,21 @@
 """SL-SSDD (Ke et al. 2025): sea-land masks for the 1160 SAR images of SSDD.
 
-SL-SSDD ships only the masks (``SL-SSDD.zip`` at github.com/Han-Ke/SL-SSDD; PNG named
-like the SSDD image, 0 = land, 255 = sea); the images are SSDD's (``<id>.jpg``, ids
-000001–001160, from the Official-SSDD release). The two come from different places, so
-the user places them side by side: ``images/<id>.jpg`` and ``masks/<id>.png``.
-The foreground is the sea; the FOV is the whole image.
-Split: ``splits/sl_ssdd.json`` (SSDD's 8:2: ids ending in 1 or 9 are test).
+Two parts from two places, read as they come:
+
+- the masks, downloaded: ``SL-SSDD.zip`` of github.com/Han-Ke/SL-SSDD (:data:`ARCHIVE`,
+  542,554 bytes), ``SL-SSDD/train/<id>.png`` (928) and ``SL-SSDD/test/<id>.png`` (232),
+  8-bit grey, 0 = land, 255 = sea, named like the SSDD image;
+- the images, placed by hand: SSDD's official release (github.com/TianwenZhang0825/
+  Official-SSDD, Google Drive or Baidu links) ships them as ``JPEGImages_train/<id>.jpg``
+  and ``JPEGImages_test/<id>.jpg``. Copy the two folders beside the masks' ``train/``
+  and ``test/`` folders or beside ``SL-SSDD/`` (after the download: into
+  ``<raw_dir>/sl_ssdd/extracted/``, the folder the missing-files message names); a single
+  ``JPEGImages/`` holding all 1160 is read as well.
+
+Ids run 000001-001160; SSDD's test images (and SL-SSDD's ``test/``) are those whose id
+ends in 1 or 9, which is ``splits/sl_ssdd.json`` (232 test, 928 train). A case's folders
+follow from its id, not from the split assigned. Copies placed earlier as ``images/`` +
+``masks/`` are read too. The foreground is the sea; the FOV is the whole image.
 """
 
 from __future__ import annotations
@@ -13,16 +23,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from samlora.data.registry import DatasetSpec, Record, Source, native_id
+from samlora.data.layout import pick_existing
+from samlora.data.registry import Archive, DatasetSpec, Record, Source, native_id
+
+ARCHIVE = Archive("https://github.com/Han-Ke/SL-SSDD/raw/main/SL-SSDD.zip",
+                  sha256="da66b1807ea91a1f593cd62d4987f9d2ce4b410ede8ea97e231ad6f5f9455989")
+SSDD = "https://github.com/TianwenZhang0825/Official-SSDD"
+
+
+def ssdd_part(native: str) -> str:
+    """``test`` for the ids SSDD tests on (last digit 1 or 9), else ``train``."""
+    return "test" if native[-1] in "19" else "train"
 
 
 def read_layout(root: Path, assignment: Mapping[str, str]) -> list[Record]:
-    """Expected records of the combined SSDD image + SL-SSDD mask layout under ``root``."""
+    """Expected records of SSDD's images and SL-SSDD's masks under ``root``."""
     recs = []
     for case, split in assignment.items():
         n = native_id("sl_ssdd", case)
-        recs.append(Record(case=case, split=split, image=root / "images" / f"{n}.jpg",
-                           mask=root / "masks" / f"{n}.png"))
+        part = ssdd_part(n)
+        image = pick_existing(root / f"JPEGImages_{part}" / f"{n}.jpg",
+                              root / "JPEGImages" / f"{n}.jpg", root / "images" / f"{n}.jpg")
+        mask = pick_existing(root / "SL-SSDD" / part / f"{n}.png", root / part / f"{n}.png",
+                             root / "masks" / f"{n}.png")
+        recs.append(Record(case=case, split=split, image=image, mask=mask))
     return recs
 
 
@@ -33,11 +57,11 @@ SPEC = DatasetSpec(
     folder="SL-SSDD",
     source=Source(
         homepage="https://github.com/Han-Ke/SL-SSDD",
-        # The masks are one archive in that repository; the SSDD images are distributed
-        # through cloud-drive links (Official-SSDD), so both are placed by hand.
-        placement=("the 1160 SSDD images as images/<id>.jpg and the SL-SSDD masks (from "
-                   "SL-SSDD.zip of the GitHub repository) as masks/<id>.png, or an archive "
-                   "holding both folders"),
+        # The masks are a pinned download; the SSDD images come through cloud-drive links
+        # (Official-SSDD) and are placed by hand beside them.
+        archives=(ARCHIVE,),
+        placement=(f"SSDD's JPEGImages_train/ and JPEGImages_test/ (from {SSDD}) beside "
+                   "the train/ and test/ folders of SL-SSDD.zip"),
         citation="Ke et al., SLA-Net: A novel sea-land aware network for accurate SAR ship "
                  "detection guided by hierarchical attention mechanism, Remote Sensing 17, "
                  "3576, 2025; images: Zhang et al., SAR ship detection dataset (SSDD): "
