@@ -43,3 +43,4 @@ bench: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_train_step.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_prepare.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_methods.py --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_dag.py --out benchmarks/results.json

@@ -2,6 +2,7 @@
 # evaluate -> aggregate -> report.
 # Experiment values come from params.yaml (plus presets given with --configfile);
 # cluster facts live in workflow/profiles/. Target rules have no wildcards; DVC calls them.
+# `snakemake all` runs studies.enabled; `snakemake <study>` or `--config study=<name>` one.
 
 configfile: "params.yaml"
 
@@ -23,8 +24,10 @@ localrules:
     report_all,
     download_dataset,
     fetch_checkpoint,
-    aggregate_results,
+    aggregate_study,
+    collect_metrics,
     render_report,
+    report_index,
 
 
 rule all:
@@ -40,17 +43,27 @@ rule prepare_all:
 
 rule checkpoints_all:
     input:
-        sorted(
-            {checkpoint_path(config["methods"][m]["backbone"]) for m in METHODS} - {None}
-        ),
+        sorted({checkpoint_path(r.backbone) for r in RUNS.values()} - {None}),
 
 
 rule train_all:
     input:
-        train_targets(),
+        [t for s in SELECTED for t in study_train_targets(s)],
 
 
 rule evaluate_all:
     input:
-        "results/summary.csv",
+        expand("results/{study}/summary.csv", study=SELECTED),
         "results/metrics.json",
+
+
+# One target rule per study: `snakemake <study>` runs it alone.
+for _study in STUDIES:
+
+    rule:
+        name:
+            _study
+        input:
+            f"results/{_study}/summary.csv",
+            study_reports(_study),
+

@@ -13,7 +13,7 @@ import pytest
 from samlora.cli import build_parser, main
 
 STEPS = ["download", "prepare", "checkpoint", "train", "predict", "evaluate", "aggregate", "report",
-         "params", "export", "datasets", "split"]
+         "params", "export", "datasets", "split", "plan", "collect", "report-index"]
 
 
 def _listed_steps(help_text: str) -> list[str]:
@@ -107,7 +107,7 @@ def test_train_help_lists_the_valid_values(repo_root: Path) -> None:
         assert method in text
     for dataset in params["data"]["datasets"]:
         assert dataset in text
-    assert "study.seeds" in text
+    assert "the studies in params.yaml use 0, 1, 2" in text and "--run-name" in text
 
 
 def test_errors_are_one_line_unless_debug(repo_root: Path, tmp_path: Path) -> None:

@@ -12,16 +12,17 @@ from samlora.config import ConfigError, load_config, save_config, select
 
 def test_params_yaml_validates(repo_root: Path) -> None:
     cfg = load_config([repo_root / "params.yaml"])
-    assert cfg.study.seeds == [0, 1, 2]
+    assert cfg.studies.topolora_benchmark.seeds == [0, 1, 2]
     assert cfg.methods.topolora_sam.lora.r == 8
 
 
 def test_preset_overrides_and_hydra_overrides_apply_in_order(repo_root: Path) -> None:
     cfg = load_config([repo_root / "params.yaml", repo_root / "presets/demo.yaml"],
-                      ["train.lr=0.25", "study.seeds=[4,5]"])
+                      ["train.lr=0.25", "studies.demo_benchmark.seeds=[4,5]"])
     assert cfg.methods.topolora_sam.backbone == "sam_tiny"  # from the preset
     assert cfg.methods.topolora_sam.lora.r == 8              # untouched by the preset
-    assert cfg.train.lr == 0.25 and list(cfg.study.seeds) == [4, 5]
+    assert cfg.train.lr == 0.25 and list(cfg.studies.demo_benchmark.seeds) == [4, 5]
+    assert list(cfg.studies.enabled)[0] == "demo_benchmark"  # the preset's own studies
 
 
 def test_demo_preset_is_an_override_not_a_copy(repo_root: Path) -> None:
@@ -70,7 +71,12 @@ def test_bad_value_and_dangling_reference(repo_root: Path) -> None:
     with pytest.raises(ConfigError, match="unknown backbone 'sam_vit_z'"):
         load_config([repo_root / "params.yaml"], ["methods.decoder_only.backbone=sam_vit_z"])
     with pytest.raises(ConfigError, match="unknown method 'nope'"):
-        load_config([repo_root / "params.yaml"], ["study.methods=[nope]"])
+        load_config([repo_root / "params.yaml"], ["studies.head_to_head.methods=[nope]"])
+    with pytest.raises(ConfigError, match="unknown study 'nope'"):
+        load_config([repo_root / "params.yaml"], ["studies.enabled=[nope]"])
+    with pytest.raises(ConfigError, match="has no key 'lora.rr'"):
+        load_config([repo_root / "params.yaml"],
+                    ["studies.topolora_rank.methods=[{base: topolora_sam, sweep: {lora.rr: [4]}}]"])
 
 
 def test_missing_params_file(tmp_path: Path) -> None:

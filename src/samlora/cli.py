@@ -69,18 +69,28 @@ def _checkpoint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
 
-@step("train", "train one method on one dataset with one seed (resumes after a kill)")
+@step("train", "train one run of a study (--run-name), or one method on one dataset with one "
+      "seed; resumes after a kill")
 def _train_args(p: argparse.ArgumentParser) -> None:
     known = _known_values()
-    p.add_argument("--method", required=True,
-                   help="a key of `methods` in params.yaml: " + known["methods"])
-    p.add_argument("--train-set", required=True,
+    p.add_argument("--run-name",
+                   help="a run of a study in params.yaml, as `python -m samlora plan --runs` "
+                        "lists it (instead of --method, --train-set and --seed)")
+    p.add_argument("--method", help="a key of `methods` in params.yaml: " + known["methods"])
+    p.add_argument("--train-set",
                    help="a prepared dataset id (data.datasets in params.yaml: "
                         f"{known['datasets']})")
-    p.add_argument("--seed", type=int, required=True,
-                   help=f"run seed; study.seeds in params.yaml lists {known['seeds']}")
+    p.add_argument("--seed", type=int,
+                   help=f"run seed; the studies in params.yaml use {known['seeds']}")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
+
+
+@step("plan", "per study: training, prediction and evaluation jobs, which are shared with "
+      "other studies, and the training images per run")
+def _plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", action="append", help="study name (repeatable); default all")
+    p.add_argument("--runs", action="store_true", help="also list every run by name")
 
 
 @step("predict", "write probability maps of a trained run on a test set, at native size")
@@ -102,6 +112,18 @@ def _aggregate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", type=Path, nargs="+", required=True)
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)
+
+
+@step("collect", "merge every study's results/<study>/metrics.json into results/metrics.json")
+def _collect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+
+
+@step("report-index", "write reports/index.html linking every study's reports")
+def _report_index_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--studies", required=True, help="comma-separated study names")
+    p.add_argument("--out", type=Path, required=True)
 
 
 @step("report", "render a notebook of tables and figures (papermill + HTML)")
@@ -141,9 +163,11 @@ def _known_values(path: Path = Path("params.yaml")) -> dict[str, str]:
     for candidate in (path, REPO_ROOT / "params.yaml"):
         try:
             data = yaml.safe_load(Path(candidate).read_text())
+            seeds = sorted({int(s) for k, v in data["studies"].items() if k != "enabled"
+                            for s in (v.get("seeds") or [0])})
             return {"methods": ", ".join(data["methods"]),
                     "datasets": ", ".join(data["data"]["datasets"]),
-                    "seeds": ", ".join(str(s) for s in data["study"]["seeds"])}
+                    "seeds": ", ".join(str(s) for s in seeds)}
         except (OSError, yaml.YAMLError, KeyError, TypeError):
             continue
     return {"methods": "(see params.yaml)", "datasets": "(see params.yaml)",
@@ -180,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg = load_config(args.params or [Path("params.yaml")], args.overrides)
         from samlora import steps
 
-        getattr(steps, f"run_{args.step}")(cfg, args)
+        getattr(steps, f"run_{args.step.replace('-', '_')}")(cfg, args)
     except USER_ERRORS as err:
         if debug:
             raise

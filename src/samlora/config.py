@@ -26,6 +26,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 
 
+#: Sections whose entries a preset may add (not only override): its own studies.
+OPEN_SECTIONS = frozenset({"studies"})
+
+
 class ConfigError(ValueError):
     """A params file, preset or override is malformed or names something unknown."""
 
@@ -60,6 +64,8 @@ def _check_known_keys(base: Any, over: Any, where: str, prefix: str = "") -> Non
         return
     for key in over:
         dotted = f"{prefix}{key}"
+        if dotted in OPEN_SECTIONS or prefix.rstrip(".") in OPEN_SECTIONS:
+            continue  # a preset may define studies of its own
         if key not in base:
             raise ConfigError(f"{where}: unknown params key '{dotted}' (not in params.yaml)")
         _check_known_keys(base[key], over[key], where, f"{dotted}.")
@@ -138,9 +144,6 @@ def validate(cfg: DictConfig, source: str = "params") -> None:
 
 
 def _check_references(cfg: DictConfig, source: str) -> None:
-    for name in cfg.study.methods:
-        if name not in cfg.methods:
-            raise ConfigError(f"{source}: study.methods names unknown method '{name}'")
     for name, method in cfg.methods.items():
         if method.backbone not in cfg.backbones:
             raise ConfigError(
@@ -154,13 +157,35 @@ def _check_references(cfg: DictConfig, source: str) -> None:
             raise ConfigError(f"{source}: data.datasets names unknown dataset '{ds}'; "
                               f"registered datasets: {', '.join(known)}")
     _check_split_variants(cfg, source, known)
-    for proto in cfg.study.protocols:
-        for ds in [proto.train, *proto.test]:
-            if ds not in cfg.data.datasets:
-                raise ConfigError(
-                    f"{source}: protocol '{proto.name}' uses dataset '{ds}', "
-                    f"which is not in data.datasets {list(cfg.data.datasets)}"
-                )
+    _check_studies(cfg, source)
+
+
+def _check_studies(cfg: DictConfig, source: str) -> None:
+    """Every enabled study exists; every study expands (its methods, sweep keys and
+    datasets exist, one name per config). Whether its datasets are among data.datasets is
+    checked where it runs (``plan``, ``train --run-name``), not for every step: preparing
+    a few datasets needs no study."""
+    from samlora.study.studies import StudyError, expand, study_names
+
+    names = study_names(cfg)
+    for name in cfg.studies.enabled:
+        if name not in names:
+            raise ConfigError(f"{source}: studies.enabled names unknown study '{name}'; "
+                              f"defined: {names}")
+    from samlora.data.registry import dataset_ids
+
+    registered = set(dataset_ids())
+    for name in names:
+        for proto in cfg.studies[name].protocols:
+            train = [proto.train] if isinstance(proto.train, str) else list(proto.train)
+            for ds in [*train, *proto.test]:
+                if ds not in registered:
+                    raise ConfigError(f"{source}: study '{name}' uses unknown dataset '{ds}'; "
+                                      f"registered datasets: {', '.join(sorted(registered))}")
+    try:
+        expand(cfg)
+    except (StudyError, KeyError) as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def _check_split_variants(cfg: DictConfig, source: str, known: Sequence[str]) -> None:

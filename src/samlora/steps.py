@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from samlora.config import save_config, select
 
@@ -107,11 +107,34 @@ def run_checkpoint(cfg: DictConfig, args: argparse.Namespace) -> None:
 
 
 def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
-    from samlora.training.loop import train_run
+    from samlora.study.studies import find_run, single_run
+    from samlora.training.loop import train_spec
 
-    if args.method not in cfg.methods:
-        raise KeyError(f"unknown method '{args.method}'; params.yaml defines {list(cfg.methods)}")
-    train_run(cfg, args.method, args.train_set, args.seed, args.out, args.models_dir)
+    if args.run_name:
+        spec = find_run(cfg, args.run_name)
+    else:
+        missing = [f"--{k.replace('_', '-')}" for k in ("method", "train_set", "seed")
+                   if getattr(args, k) is None]
+        if missing:
+            raise ValueError(f"train: give --run-name, or all of --method, --train-set and "
+                             f"--seed (missing {' '.join(missing)})")
+        spec = single_run(cfg, args.method, args.train_set, args.seed)
+    train_spec(spec, args.out, args.models_dir)
+
+
+def run_plan(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.study.plan import plan_table, run_table
+    from samlora.study.studies import check_datasets, expand
+
+    studies = expand(cfg)
+    chosen = args.study or [str(s) for s in cfg.studies.enabled]
+    unknown = [s for s in chosen if s not in studies]
+    if unknown:
+        raise KeyError(f"unknown study {unknown[0]!r}; params.yaml defines {list(studies)}")
+    check_datasets(cfg, {n: studies[n] for n in chosen})
+    sys.stdout.write(plan_table(studies, chosen).to_string(index=False) + "\n")
+    if args.runs:
+        sys.stdout.write("\n" + run_table(studies, chosen).to_string(index=False) + "\n")
 
 
 def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
@@ -144,6 +167,7 @@ def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
 
 def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.evaluate import evaluate_predictions, read_predictions
+    from samlora.study.runspec import label_kind
 
     pred = read_predictions(args.pred)
     meta = {"method": pred["method"], "train_set": pred["train_set"],
@@ -155,11 +179,12 @@ def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
 
         evaluate_prompt_modes(Path(cfg.data.processed_dir) / args.test_set, args.pred,
                               cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta, modes,
+                              label=label_kind(args.test_set, pred.get("target")),
                               config=config)
         return
     evaluate_predictions(Path(cfg.data.processed_dir) / args.test_set, args.pred / "probs",
                          args.pred, cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta,
-                         config=config)
+                         label=label_kind(args.test_set, pred.get("target")), config=config)
 
 
 def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -167,6 +192,21 @@ def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
 
     summary = aggregate(args.inputs, args.out_csv, args.out_json)
     log.info("summary of %d rows written to %s", len(summary), args.out_csv)
+
+
+def run_collect(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.reporting.index import collect_metrics
+
+    merged = collect_metrics(args.inputs, args.out)
+    log.info("metrics of %d studies written to %s", len(merged), args.out)
+
+
+def run_report_index(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.reporting.index import write_index
+    from samlora.study.studies import expand
+
+    names = [s for s in args.studies.split(",") if s]
+    write_index(expand(cfg, names), args.out)
 
 
 def run_report(cfg: DictConfig, args: argparse.Namespace) -> None:
@@ -189,7 +229,11 @@ def run_report(cfg: DictConfig, args: argparse.Namespace) -> None:
 
 def run_params(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.models.params_table import params_table
+    from samlora.study.studies import sweep_variants
 
+    variants = {} if args.method else sweep_variants(cfg)
+    if variants:  # sweep values that change the model (LoRA rank, placement), as methods
+        cfg = OmegaConf.merge(cfg, {"methods": variants})
     table = params_table(cfg, methods=args.method)
     sys.stdout.write(table.to_string(index=False) + "\n")
     if not args.method:

@@ -24,8 +24,14 @@ def cfg(repo_root: Path):
     return load_config([repo_root / "params.yaml"])
 
 
-def test_every_method_is_in_the_study_and_variants_differ_as_named(cfg) -> None:
-    assert list(cfg.study.methods) and set(cfg.study.methods) == set(cfg.methods)
+def test_every_studied_method_exists_and_variants_differ_as_named(cfg) -> None:
+    from samlora.study.studies import expand
+
+    used = {r.base_method for s in expand(cfg).values() for r in s.runs}
+    assert used <= set(cfg.methods)
+    assert {"topolora_sam", "decoder_only", "lora_only", "adapter_only", "cldice_only",
+            "sam2lora", "sam2lora_zero_shot", "unet_r34", "deeplabv3p_r50", "segformer_b0",
+            "mask2former_swin_t"} <= used
     m = cfg.methods
     assert m.topolora_sam.lora.r == 8 and m.topolora_sam.lora.alpha == 16
     assert m.topolora_sam_r16.lora.r == 16
@@ -89,6 +95,7 @@ def test_adapter_budget_both_ways() -> None:
     assert rows["reference code, hidden 128"] == 68_096
 
 
+@pytest.mark.slow  # builds every method and sweep variant at real size: ~40 s here
 def test_params_cli_prints_every_method_and_both_adapter_figures(repo_root: Path,
                                                                  capsys) -> None:
     from samlora.cli import main
@@ -100,3 +107,10 @@ def test_params_cli_prints_every_method_and_both_adapter_figures(repo_root: Path
         assert f"\n{name} " in out or f" {name} " in out, name
     assert "4929508" in out and "5666788" in out and "93735472" in out
     assert "133888" in out and "66040" in out and "~66K" in out
+    # the studies' sweep variants that change the model, each with its own count
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    for variant in ("topolora_sam-r4-alpha8", "topolora_sam-r32-alpha64",
+                    "sam2lora-r1024-alpha2048", "sam2lora-targets=encoder_attn"):
+        assert variant in rows, variant
+    lora = {v: int(rows[v][3]) for v in ("topolora_sam-r4-alpha8", "topolora_sam-r32-alpha64")}
+    assert lora["topolora_sam-r4-alpha8"] < 4929508 < lora["topolora_sam-r32-alpha64"]

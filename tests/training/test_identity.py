@@ -32,7 +32,7 @@ def _edited(rc: dict, *path_value: tuple[tuple[str, ...], object]) -> dict:
     (("train", "lr"), 1e-5),
     (("train", "epochs"), 51),
     (("train", "augment"), None),
-    (("train", "batch_size"), 2),
+    (("train", "batch_size"), 3),
     (("seed",), 1),
     (("method_cfg", "lora", "r"), 16),
     (("method_cfg", "prompts", "train_points"), 10),

@@ -61,7 +61,7 @@ def reproduced(repo_root: Path, mirror: Path, tmp_path_factory: pytest.TempPathF
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name)
     shutil.rmtree(work / ".dvc" / "tmp", ignore_errors=True)
     preset = yaml.safe_load((repo_root / "tests/fixtures/smoke.yaml").read_text())
-    preset["data"] = {"mirror": str(mirror)}
+    preset.setdefault("data", {})["mirror"] = str(mirror)
     (work / "presets" / "smoke.yaml").write_text(yaml.safe_dump(preset))
     env = venv_env() | {"SAMLORA_PRESET": "presets/smoke.yaml"}
     _run(["git", "init", "-q"], work, env)
@@ -196,7 +196,9 @@ def _check_table(rows: list[dict[str, str]], summary: pd.DataFrame, what: str) -
 
 def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     w = reproduced
-    protocols = yaml.safe_load((w / "params.yaml").read_text())["study"]["protocols"]
+    preset = yaml.safe_load((w / "presets/smoke.yaml").read_text())
+    assert preset["studies"]["enabled"] == [STUDY]
+    protocols = preset["studies"][STUDY]["protocols"]
     assert {(p["train"], t) for p in protocols for t in p["test"]} == {
         (TRAIN_SET, t) for t in TEST_SETS}
     drive = pd.read_csv(w / "data/processed/drive/index.csv")
@@ -207,15 +209,15 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
                   .query("split == 'test'")["case"].tolist() for t in TEST_SETS}
     assert {t: len(c) for t, c in test_cases.items()} == TEST_SETS
 
-    summary = pd.read_csv(w / "results/summary.csv",
+    summary = pd.read_csv(w / f"results/{STUDY}/summary.csv",
                           dtype={"method": str, "train_set": str, "test_set": str})
     assert len(summary) == len(METHODS) * len(TEST_SETS)
     for method in METHODS:
-        run = w / f"runs/{STUDY}/{method}/{TRAIN_SET}/seed{SEED}"
+        run = w / f"runs/{method}__{TRAIN_SET}__seed{SEED}"
         assert (run / "adapter.safetensors").stat().st_size > 0
         assert yaml.safe_load((run / "config.yaml").read_text())["method"] == method
         for test_set, n in TEST_SETS.items():
-            res = w / f"results/{STUDY}/{method}/{TRAIN_SET}/seed{SEED}/{test_set}"
+            res = w / f"results/runs/{method}__{TRAIN_SET}__seed{SEED}/{test_set}"
             where = f"{method}/{TRAIN_SET}/seed{SEED}/{test_set}"
             per_image = pd.read_csv(res / "metrics_per_image.csv", dtype=str)
             metrics = per_image[list(TABLE_METRICS.values())].astype(float)
@@ -239,8 +241,10 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
                                                               rel=1e-9), (where, metric)
                 assert math.isnan(row[f"{metric}_std"]), (where, metric)
 
-    # results/metrics.json: method -> train set -> test set -> the summary row's values
-    nested = json.loads((w / "results/metrics.json").read_text())
+    # results/<study>/metrics.json: method -> train set -> test set -> the summary's values;
+    # results/metrics.json (the DVC metric) holds it under the study's name
+    nested = json.loads((w / f"results/{STUDY}/metrics.json").read_text())
+    assert json.loads((w / "results/metrics.json").read_text()) == {STUDY: nested}
     assert set(nested) == set(METHODS)
     for method, by_train in nested.items():
         assert set(by_train) == {TRAIN_SET}, (method, set(by_train))
@@ -260,13 +264,16 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
         assert (leaf["n_seeds"], leaf["n_images"]) == (row["n_seeds"], row["n_images"]), where
 
     # the report: the table CSV it saves, the table the executed notebook shows, its HTML
-    saved = pd.read_csv(w / "reports/tables/main_results.csv", dtype=str, keep_default_na=False)
-    _check_table(saved.to_dict("records"), summary, "reports/tables/main_results.csv")
-    shown = _html_table(_notebook_table_html(w / "reports/main_results.ipynb"))
-    _check_table(shown, summary, "table of reports/main_results.ipynb")
-    html = (w / "reports/main_results.html").read_text()
+    reports = w / "reports" / STUDY
+    saved = pd.read_csv(reports / "tables/main_results.csv", dtype=str, keep_default_na=False)
+    _check_table(saved.to_dict("records"), summary, "tables/main_results.csv")
+    shown = _html_table(_notebook_table_html(reports / "main_results.ipynb"))
+    _check_table(shown, summary, "table of main_results.ipynb")
+    html = (reports / "main_results.html").read_text()
     assert _html_table(html) == shown
     assert "<img" in html
+    index = (w / "reports/index.html").read_text()
+    assert f'href="{STUDY}/main_results.html"' in index
 
 
 def test_outputs_carry_the_umask_mode(reproduced: Path) -> None:
@@ -302,7 +309,7 @@ def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
     import torch
     from safetensors.torch import load_file
 
-    runs = {m: w / "runs" / STUDY / m / TRAIN_SET / f"seed{SEED}" for m in METHODS}
+    runs = {m: w / "runs" / f"{m}__{TRAIN_SET}__seed{SEED}" for m in METHODS}
     before = {m: load_file(r / "adapter.safetensors") for m, r in runs.items()}
     index_mtime = (w / "data/processed/drive/index.csv").stat().st_mtime_ns
     _run(["dvc", "repro"], w, env, timeout=900)
@@ -315,3 +322,21 @@ def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
         assert yaml.safe_load((run / "config.yaml").read_text())["train"]["lr"] == 3.0e-4
     assert (w / "data/processed/drive/index.csv").stat().st_mtime_ns == index_mtime
     assert json.loads(_run(["dvc", "status", "--json"], w, env)) == {}
+
+
+def test_editing_one_study_plans_only_its_new_jobs(reproduced: Path) -> None:
+    """A second seed in the study's own section: exactly the new runs and what follows."""
+    w = reproduced
+    preset = yaml.safe_load((w / "presets/smoke.yaml").read_text())
+    preset["studies"][STUDY]["seeds"] = [SEED, SEED + 1]
+    (w / "presets/smoke.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+    res = snakemake(w, "-n", "--cores", "1", "--configfile", "params.yaml", "presets/smoke.yaml")
+    assert res.returncode == 0, res.stderr
+    counts = job_counts(res.stdout + res.stderr)
+    assert "prepare_dataset" not in counts and "download_dataset" not in counts
+    assert counts["train_model"] == len(METHODS)  # the seed-1 runs only
+    assert counts["predict_test_set"] == counts["evaluate_test_set"] == \
+        len(METHODS) * len(TEST_SETS)
+    assert counts["aggregate_study"] == 1 and counts["render_report"] == 1
+    for method in METHODS:
+        assert f"runs/{method}__{TRAIN_SET}__seed{SEED + 1}/adapter.safetensors" in res.stdout

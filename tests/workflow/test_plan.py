@@ -1,46 +1,80 @@
-"""Snakemake plans the full study grid; the SLURM profile is well formed."""
+"""Snakemake plans every study of params.yaml; shared runs train once; the SLURM profile is
+well formed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
 
 from .conftest import job_counts, snakemake
 
+#: Training runs per study, counted by hand from params.yaml (methods x protocols x seeds)
+#: and, for the whole plan, each shared run once.
+ALONE = {"topolora_benchmark": 5 * 5 * 3, "topolora_components": 5 * 3,
+         "topolora_rank": 4 * 3, "sam2lora_vessel": 7 * 3, "head_to_head": 7 * 2 * 3}
+#: Every enabled study at once: 75 (benchmark) + 12 (components: topolora_sam on DRIVE is
+#: the benchmark's) + 3 (transfer: the clDice-free variant) + 9 (rank: r=8 is topolora_sam)
+#: + 21 (clDice weight: 0.5 is topolora_sam, 0 on DRIVE is the transfer's) + 3 x 21
+#: (vessel, disc, cup unions) + 18 (placement) + 36 (loss: BCE+Dice+FT is sam2lora's
+#: encoder+decoder placement) + 24 (head-to-head: the DRIVE runs of five methods are
+#: the benchmark's, decoder_only's the components')
+ALL_RUNS = 75 + 12 + 3 + 9 + 21 + 3 * 21 + 18 + 36 + 24
 
-def test_full_params_plans_the_whole_grid(workdir: Path) -> None:
-    params = yaml.safe_load((workdir / "params.yaml").read_text())
-    assert sorted(params["study"]["methods"]) == sorted(params["methods"])  # every method
-    res = snakemake(workdir, "-n", "--cores", "1")
+
+def test_each_study_plans_its_own_runs(workdir: Path) -> None:
+    for study, runs in ALONE.items():
+        res = snakemake(workdir, "-n", "--cores", "1", study)
+        assert res.returncode == 0, res.stderr
+        counts = job_counts(res.stdout + res.stderr)
+        assert counts["train_model"] == runs, study
+        assert counts["aggregate_study"] == 1 and counts["render_report"] == 1
+
+
+def test_all_studies_share_runs_and_unions_list_every_member(workdir: Path) -> None:
+    res = snakemake(workdir, "-n", "--cores", "1", "all")
     assert res.returncode == 0, res.stderr
-    counts = job_counts(res.stdout + res.stderr)
-    # 2 datasets; 2 checkpoints (SAM ViT-B, SAM 2.1 Hiera-B+: the baselines and tiny
-    # backbones have none); 13 methods x 1 train set x 3 seeds; x 2 test sets for
-    # predict/evaluate
-    assert counts == {"download_dataset": 2, "prepare_dataset": 2, "fetch_checkpoint": 2,
-                      "train_model": 39, "predict_test_set": 78, "evaluate_test_set": 78,
-                      "aggregate_results": 1, "render_report": 1, "all": 1, "total": 204}
     out = res.stdout + res.stderr
+    counts = job_counts(out)
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    enabled = params["studies"]["enabled"]
+    assert counts["train_model"] == ALL_RUNS
+    assert counts["aggregate_study"] == len(enabled) and counts["report_index"] == 1
+    trained = re.findall(r"output: runs/([^\s,]+)/adapter\.safetensors", out)
+    assert len(trained) == len(set(trained)) == ALL_RUNS  # each shared run once
+    assert "topolora_sam__drive__seed0" in trained
+    assert "topolora_sam-r8-alpha16__drive__seed0" not in trained  # r=8 is topolora_sam
+    union = "sam2lora-r32-alpha64__vessel_union__seed0"
+    block = out.split(f"output: runs/{union}/adapter.safetensors")[0].rsplit("rule ", 1)[1]
+    for member in ("chase_db1", "drive", "fives", "hrf", "stare"):
+        assert f"data/processed/{member}/index.csv" in block, member
     for backbone in ("sam_vit_b", "sam2_hiera_b_plus"):
         assert f"models/pretrained/{params['backbones'][backbone]['checkpoint']['file']}" in out
-    for method in params["methods"]:
-        assert f"runs/main/{method}/drive/seed2/adapter.safetensors" in out, method
 
 
-def test_demo_preset_plans_one_seed(workdir: Path) -> None:
+def test_demo_preset_plans_its_scaled_studies(workdir: Path) -> None:
     res = snakemake(workdir, "-n", "--cores", "1", "--configfile", "params.yaml",
                     "presets/demo.yaml")
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    assert counts["train_model"] == 2 and counts["predict_test_set"] == 4
-    assert "runs/demo/topolora_sam/drive/seed0/adapter.safetensors" in res.stdout + res.stderr
+    # 2 methods on DRIVE (benchmark, shared by transfer and by the sweep's 0.5) + the
+    # union's decoder_only + the sweep's clDice-free variant
+    assert counts["train_model"] == 4 and counts["aggregate_study"] == 4
+    assert counts["predict_test_set"] == 2 + 4 + 3 + 1
+    assert "runs/decoder_only__vessel_union__seed0/adapter.safetensors" in res.stdout
+
+
+def test_one_study_by_config(workdir: Path) -> None:
+    res = snakemake(workdir, "-n", "--cores", "1", "--config", "study=topolora_rank")
+    assert res.returncode == 0, res.stderr
+    assert job_counts(res.stdout + res.stderr)["train_model"] == ALONE["topolora_rank"]
 
 
 def test_slurm_profile_plans_with_gpu_training(workdir: Path) -> None:
-    res = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm")
+    res = snakemake(workdir, "-n", "--profile", "workflow/profiles/slurm", "topolora_rank")
     assert res.returncode == 0, res.stderr
-    assert job_counts(res.stdout + res.stderr)["total"] == 204
+    assert job_counts(res.stdout + res.stderr)["train_model"] == ALONE["topolora_rank"]
     profile = yaml.safe_load((workdir / "workflow/profiles/slurm/config.yaml").read_text())
     assert profile["executor"] == "slurm"
     assert profile["set-resources"]["train_model"]["gpu"] == 1

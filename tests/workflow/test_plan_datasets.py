@@ -29,7 +29,8 @@ def test_prepare_all_plans_every_dataset(workdir: Path) -> None:
 def test_registration_only_job_fails_and_others_go_on(workdir: Path, mirror: Path) -> None:
     """DRIVE is not in this mirror (it needs registration); STARE is."""
     shutil.copytree(mirror / "STARE", workdir / "lab_share" / "STARE")
-    preset = {"data": {"mirror": "lab_share", "datasets": ["drive", "chase_db1", "stare"]}}
+    preset = {"data": {"mirror": "lab_share", "datasets": ["drive", "chase_db1", "stare"]},
+              "studies": {"enabled": ["topolora_components"]}}  # a study of those sets
     (workdir / "share.yaml").write_text(yaml.safe_dump(preset))
     res = snakemake(workdir, "data/processed/drive/index.csv", "data/processed/stare/index.csv",
                     "--cores", "1", "--keep-going", "--configfile", "params.yaml", "share.yaml",

@@ -19,16 +19,17 @@ import yaml
 from .conftest import job_counts, snakemake
 
 PRESET = "prompts.yaml"
-RESULT = "results/prompts/sam2lora/drive/seed0/drive"
-RUN = "runs/prompts/sam2lora/drive/seed0"
+RESULT = "results/runs/sam2lora__drive__seed0/drive"
+RUN = "runs/sam2lora__drive__seed0"
 TARGET = f"{RESULT}/metrics_per_image.csv"
 
 
 def _write_preset(workdir: Path, mirror: Path, eval_modes: list[str],
                   train_points: int = 20) -> None:
     preset = {
-        "study": {"name": "prompts", "methods": ["sam2lora"], "seeds": [0],
-                  "protocols": [{"name": "in_domain", "train": "drive", "test": ["drive"]}]},
+        "studies": {"enabled": ["prompts"],
+                    "prompts": {"methods": ["sam2lora"], "seeds": [0],
+                                "protocols": [{"train": "drive", "test": ["drive"]}]}},
         "data": {"mirror": str(mirror), "datasets": ["drive"], "allow_subset": True},
         "backbones": {"sam2_tiny": {"img_size": 64}},
         "methods": {"sam2lora": {"backbone": "sam2_tiny",

@@ -1,32 +1,39 @@
-# Helpers shared by every rule file: config validation, id lists, tracked params, paths.
-# No rules here.
+# Helpers shared by every rule file: config validation, the studies' runs, tracked params.
+# No rules here. The study layer (samlora.study) expands params.yaml's studies into RunSpecs;
+# the rules only look runs up by name.
 import json
+import re
 from pathlib import Path
 
+from omegaconf import OmegaConf
 from snakemake.utils import validate
 
+from samlora.study.studies import all_runs, enabled_studies
+from samlora.study.studies import expand as expand_studies
 
+
+# `--config study=<name>` (or several, comma-separated) narrows `all` to those studies
+STUDY_ARG = config.pop("study", None)
 validate(config, schema="../schemas/params.schema.yaml")
 
-STUDY = config["study"]["name"]
-METHODS = list(config["study"]["methods"])
-SEEDS = [int(s) for s in config["study"]["seeds"]]
-PROTOCOLS = list(config["study"]["protocols"])
+STUDIES = expand_studies(OmegaConf.create(config))
+SELECTED = (
+    str(STUDY_ARG).split(",") if STUDY_ARG else enabled_studies(OmegaConf.create(config))
+)
+for _name in SELECTED:
+    if _name not in STUDIES:
+        raise ValueError(f"--config study={_name}: unknown study; defined: {list(STUDIES)}")
+RUNS = all_runs(STUDIES)
 DATASETS = list(config["data"]["datasets"])
-TRAIN_SETS = sorted({p["train"] for p in PROTOCOLS})
-# (train set, test set) pairs of the study grid; one training run serves all its test sets
-PAIRS = sorted({(p["train"], t) for p in PROTOCOLS for t in p["test"]})
-RUN_DIR = "runs/{study}/{method}/{train_set}/seed{seed}"
-RESULT_DIR = "results/{study}/{method}/{train_set}/seed{seed}/{test_set}"
+RUN_DIR = "runs/{run}"
+RESULT_DIR = "results/runs/{run}/{test_set}"
 
 
 wildcard_constraints:
-    study=STUDY,
     dataset="|".join(DATASETS),
-    train_set="|".join(TRAIN_SETS),
     test_set="|".join(DATASETS),
-    method="|".join(METHODS),
-    seed=r"\d+",
+    run="|".join(re.escape(r) for r in RUNS) or "(?!)",
+    study="|".join(STUDIES) or "(?!)",
 
 
 def param_files():
@@ -56,34 +63,28 @@ def split_variant(dataset):
     return json.dumps((config["data"].get("split_variants") or {}).get(dataset))
 
 
-# prompt settings read only at evaluation: editing them reruns predict, not train
-EVAL_PROMPT_KEYS = ("eval_modes", "eval_seed")
+def run_of(wildcards):
+    return RUNS[wildcards.run]
 
 
 def train_params(wildcards):
-    """What defines a training run: its method (less its evaluation-only prompt settings),
-    that method's backbone, train settings."""
-    method = config["methods"][wildcards.method]
-    params = json.loads(
-        tracked(
-            f"methods.{wildcards.method}",
-            f"backbones.{method['backbone']}",
-            "train",
-            "data.processed_dir",
-        )
-    )
-    prompts = method.get("prompts")
-    if prompts:
-        params[f"methods.{wildcards.method}"]["prompts"] = {
-            k: v for k, v in prompts.items() if k not in EVAL_PROMPT_KEYS
-        }
-    return json.dumps(params, sort_keys=True)
+    """What defines a training run: its identity hash (method settings less evaluation-only
+    prompts, backbone, train settings, train sets, target, seed)."""
+    return run_of(wildcards).config_hash
+
+
+def train_inputs(wildcards):
+    """Every member's prepared index, and the backbone's checkpoint (if it has one)."""
+    spec = run_of(wildcards)
+    files = [f"data/processed/{d}/index.csv" for d in spec.train_sets]
+    path = checkpoint_path(spec.backbone)
+    return files + ([path] if path else [])
 
 
 def predict_params(wildcards):
     """Prediction settings, and a prompted method's prompts block (which modes to predict)."""
     params = json.loads(tracked("evaluate.batch_size", "data.processed_dir"))
-    prompts = config["methods"][wildcards.method].get("prompts")
+    prompts = run_of(wildcards).method_cfg.get("prompts")
     if prompts:
         params["prompts"] = prompts
     return json.dumps(params, sort_keys=True)
@@ -93,31 +94,33 @@ def evaluate_params(wildcards):
     return tracked("evaluate.threshold", "evaluate.metrics")
 
 
-def train_targets():
+def result_dir(spec, test_set):
+    return RESULT_DIR.format(run=spec.name, test_set=test_set)
+
+
+def study_metrics(study):
+    """Per-image tables of every (run, test set) a study reports."""
     return [
-        f"{RUN_DIR}/adapter.safetensors".format(
-            study=STUDY, method=m, train_set=t, seed=s
-        )
-        for m in METHODS
-        for t in TRAIN_SETS
-        for s in SEEDS
+        f"{result_dir(spec, test)}/metrics_per_image.csv"
+        for spec, test in STUDIES[study].evaluations
     ]
 
 
-def metrics_targets():
+def study_train_targets(study):
+    return [f"{RUN_DIR.format(run=r.name)}/adapter.safetensors" for r in STUDIES[study].runs]
+
+
+def example_result(study):
+    """The results folder whose test image a study's report shows: its last evaluation of
+    its first run (a transfer test set where there is one)."""
+    first = STUDIES[study].runs[0]
+    tests = [t for spec, t in STUDIES[study].evaluations if spec == first]
+    return result_dir(first, tests[-1])
+
+
+def study_reports(study):
     return [
-        f"{RESULT_DIR}/metrics_per_image.csv".format(
-            study=STUDY, method=m, train_set=tr, seed=s, test_set=te
-        )
-        for m in METHODS
-        for (tr, te) in PAIRS
-        for s in SEEDS
+        f"reports/{study}/{name}.{ext}"
+        for name in STUDIES[study].reports
+        for ext in ("ipynb", "html")
     ]
-
-
-def example_result():
-    """The results folder whose test image the report shows: first method, seed, pair."""
-    tr, te = PAIRS[-1] if len(PAIRS) > 1 else PAIRS[0]
-    return RESULT_DIR.format(
-        study=STUDY, method=METHODS[0], train_set=tr, seed=SEEDS[0], test_set=te
-    )

@@ -1,4 +1,5 @@
-# Evaluation: predict each test set at native resolution, score inside the FOV, aggregate.
+# Evaluation: predict each test set at native resolution, score inside the FOV, aggregate
+# per study.
 
 
 rule predict_test_set:
@@ -10,15 +11,14 @@ rule predict_test_set:
         done=f"{RESULT_DIR}/predictions.json",
     params:
         tracked=predict_params,
-        run_dir=RUN_DIR,
-        out_dir=RESULT_DIR,
     log:
-        "logs/predict_test_set/{study}/{method}/{train_set}/seed{seed}/{test_set}.log",
+        "logs/predict_test_set/{run}/{test_set}.log",
     resources:
         mem_mb=8000,
     shell:
-        "python -m samlora predict {PARAMS_ARGS} --run {params.run_dir} "
-        "--test-set {wildcards.test_set} --out {params.out_dir} > {log} 2>&1"
+        "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
+        "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}' "
+        "> '{log}' 2>&1"
 
 
 rule evaluate_test_set:
@@ -30,22 +30,33 @@ rule evaluate_test_set:
         summary=f"{RESULT_DIR}/metrics.json",
     params:
         tracked=evaluate_params,
-        out_dir=RESULT_DIR,
     log:
-        "logs/evaluate_test_set/{study}/{method}/{train_set}/seed{seed}/{test_set}.log",
+        "logs/evaluate_test_set/{run}/{test_set}.log",
     shell:
-        "python -m samlora evaluate {PARAMS_ARGS} --pred {params.out_dir} "
-        "--test-set {wildcards.test_set} > {log} 2>&1"
+        "python -m samlora evaluate {PARAMS_ARGS} "
+        "--pred 'results/runs/{wildcards.run}/{wildcards.test_set}' "
+        "--test-set {wildcards.test_set} > '{log}' 2>&1"
 
 
-rule aggregate_results:
+rule aggregate_study:
     input:
-        metrics_targets(),
+        lambda wildcards: study_metrics(wildcards.study),
     output:
-        csv="results/summary.csv",
-        json="results/metrics.json",
+        csv="results/{study}/summary.csv",
+        json="results/{study}/metrics.json",
     log:
-        "logs/aggregate_results.log",
+        "logs/aggregate_study/{study}.log",
     shell:
-        "python -m samlora aggregate {PARAMS_ARGS} --inputs {input} "
+        "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
         "--out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
+
+
+rule collect_metrics:
+    input:
+        expand("results/{study}/metrics.json", study=SELECTED),
+    output:
+        "results/metrics.json",
+    log:
+        "logs/collect_metrics.log",
+    shell:
+        "python -m samlora collect {PARAMS_ARGS} --inputs {input} --out {output} > {log} 2>&1"

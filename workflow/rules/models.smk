@@ -16,12 +16,6 @@ CHECKPOINT_BACKBONES = {
 }
 
 
-def train_checkpoint(wildcards):
-    """The checkpoint a training run loads ([] for random-weight backbones)."""
-    path = checkpoint_path(config["methods"][wildcards.method]["backbone"])
-    return [path] if path else []
-
-
 rule fetch_checkpoint:
     output:
         "models/pretrained/{ckpt}",

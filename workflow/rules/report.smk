@@ -1,27 +1,42 @@
-# Reports: papermill renders each notebook template from the aggregated results.
+# Reports: papermill renders each study's notebook templates from its own results, and an
+# index links every study's reports.
 
 
 rule render_report:
     input:
-        notebook="notebooks/main_results.ipynb",
-        summary="results/summary.csv",
-        per_image=metrics_targets(),
-        example=f"{example_result()}/predictions.json",
+        notebook="notebooks/{report}.ipynb",
+        summary="results/{study}/summary.csv",
+        per_image=lambda wildcards: study_metrics(wildcards.study),
+        example=lambda wildcards: f"{example_result(wildcards.study)}/predictions.json",
     output:
-        ipynb="reports/main_results.ipynb",
-        html="reports/main_results.html",
+        ipynb="reports/{study}/{report}.ipynb",
+        html="reports/{study}/{report}.html",
     params:
         tracked=lambda wildcards: tracked("report", "evaluate.threshold"),
-        example_dir=example_result(),
+        example_dir=lambda wildcards: example_result(wildcards.study),
     log:
-        "logs/render_report/main_results.log",
+        "logs/render_report/{study}/{report}.log",
     shell:
         "python -m samlora report {PARAMS_ARGS} --notebook {input.notebook} "
-        "--summary {input.summary} --inputs {input.per_image} "
-        "--example-run {params.example_dir} --out {output.ipynb} > {log} 2>&1"
+        "--summary {input.summary} --inputs {input.per_image:q} "
+        "--example-run '{params.example_dir}' --out {output.ipynb} > {log} 2>&1"
+
+
+rule report_index:
+    input:
+        [f for s in SELECTED for f in study_reports(s)],
+    output:
+        "reports/index.html",
+    params:
+        studies=",".join(SELECTED),
+    log:
+        "logs/report_index.log",
+    shell:
+        "python -m samlora report-index {PARAMS_ARGS} --studies {params.studies} "
+        "--out {output} > {log} 2>&1"
 
 
 rule report_all:
     input:
-        "reports/main_results.ipynb",
-        "reports/main_results.html",
+        "reports/index.html",
+        "results/metrics.json",

@@ -102,7 +102,7 @@ class SegmentationDataset(Dataset):
     def __init__(self, processed_dir: Path, cases: Sequence[str] | None = None,
                  split: str | None = None, size: int = 1024,
                  augment: Mapping[str, Any] | None = None, seed: int = 0,
-                 cache: bool = True, label: str | None = None) -> None:
+                 cache: bool = True, label: str | None = None, stream: int = 0) -> None:
         """Read ``processed_dir/index.csv`` and select cases.
 
         Args:
@@ -117,6 +117,8 @@ class SegmentationDataset(Dataset):
             label: the target's label kind (``cup``); None = the dataset's primary label
                 (the ``mask`` column). Cases without that label are left out, unless
                 ``cases`` names them (then KeyError).
+            stream: separates the augmentation draws of the members of a union (each
+                member's item ``i`` would otherwise draw alike).
         """
         self.root = Path(processed_dir)
         index_path = self.root / "index.csv"
@@ -137,6 +139,7 @@ class SegmentationDataset(Dataset):
         self.size = int(size)
         self.augment = _check_augment(augment)
         self.seed = int(seed)
+        self.stream = int(stream)
         self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = \
             {} if cache else None
@@ -169,6 +172,18 @@ class SegmentationDataset(Dataset):
             self._cache[i] = (image, mask, fov)
         return image, mask, fov
 
+    def restricted(self, cases: Sequence[str]) -> "SegmentationDataset":
+        """Keep only ``cases`` (in that order) among the items that have the label; the
+        dataset itself, for chaining. Cases without the target label are left out."""
+        by_case = {r["case"]: r for r in self.rows}
+        self.rows = [by_case[c] for c in cases if c in by_case]
+        if self._cache is not None:
+            self._cache.clear()
+        if len(self.rows) < len(cases):
+            log.info("%s: %d of %d case(s) lack the label and are left out", self.root,
+                     len(cases) - len(self.rows), len(cases))
+        return self
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose augmentation draws :meth:`__getitem__` makes.
 
@@ -183,7 +198,8 @@ class SegmentationDataset(Dataset):
         A pure function of (seed, epoch, item index): the draws do not depend on the worker
         count, the batch order or the point a killed run resumed from.
         """
-        return np.random.default_rng([AUGMENT_STREAM, self.seed, self.epoch, int(i)])
+        return np.random.default_rng([AUGMENT_STREAM, self.stream, self.seed, self.epoch,
+                                      int(i)])
 
     def _augmented(self, arrays: tuple[np.ndarray, ...], i: int) -> tuple[np.ndarray, ...]:
         """Apply the same random flips / rot90 to every H×W(×C) array of item ``i``."""

@@ -120,7 +120,17 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     # Prepared at another resolution: map back to the native size (see data.policy).
     native = ({r.case: (int(r.native_height), int(r.native_width)) for r in index.itertuples()}
               if "native_height" in index.columns else {})
-    ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size)
+    from samlora.study.runspec import label_kind
+
+    target = label_kind(Path(processed_dir).name, rc.get("target"))  # prompts come from it
+    if target is not None:
+        from samlora.data.datasets import select_label
+
+        rows = pd.read_csv(index_path, dtype=str, keep_default_na=False)
+        rows = rows[rows["case"].isin(cases)]
+        cases = sorted(select_label(Path(processed_dir), rows, target, False)[1]["case"])
+    ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size,
+                             label=target)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +153,7 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
                     write_prob_png(mode_dir / f"{case}.png", unresize(prob[i, 0], meta))
         record = {"run": str(run_dir), "test_set": Path(processed_dir).name, "cases": cases,
                   "method": rc["method"], "train_set": rc["train_set"], "seed": rc["seed"],
+                  "target": rc.get("target"), "run_name": rc.get("name"),
                   "run_hash": rc.get("run_hash"), "prompt_modes": list(settings.eval_modes)}
         _publish(out_dir, staging / "probs", record, config)
     finally:

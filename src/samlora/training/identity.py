@@ -22,6 +22,9 @@ NON_WEIGHT_KEYS: tuple[tuple[str, ...], ...] = (
     ("train", "log_every"),
     ("train", "num_workers"),
 )
+#: Names in a run config (the run's, its method's, its train set's): renaming a method or a
+#: union without changing its settings leaves the weights alone.
+NAME_KEYS = ("name", "method", "base_method", "train_set")
 #: Prompt settings read only at evaluation (predict_dataset), never while training.
 EVAL_ONLY_PROMPT_KEYS = ("eval_modes", "eval_seed")
 #: Files of a prepared dataset that pin its content: the case list with splits and label
@@ -33,6 +36,9 @@ def weight_defining(rc: Mapping[str, Any]) -> dict[str, Any]:
     """``rc`` less the settings of :data:`NON_WEIGHT_KEYS` and the evaluation-only prompts."""
     out = copy.deepcopy(dict(rc))
     out.pop("run_hash", None)
+    if "train_sets" in out:  # a RunSpec's config: its names do not train anything
+        for key in NAME_KEYS:
+            out.pop(key, None)
     for path in NON_WEIGHT_KEYS:
         node: Any = out
         for key in path[:-1]:

@@ -9,16 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from samlora.config import save_config
-from samlora.training.optim import build_optimizer, build_scheduler
+from samlora.study.runspec import RunSpec
+from samlora.training.data import (
+    check_prepared,
+    data_digest_of,
+    eval_loader,
+    run_datasets,
+    train_loader,
+)
+from samlora.training.optim import build_optimizer, build_schedule, epochs_needed, total_steps
 from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
 from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
-from samlora.training.identity import data_digest, run_hash
+from samlora.training.identity import run_hash
 from samlora.training.state import (
     LAST,
     WEIGHTS,
@@ -49,20 +56,11 @@ def pick_device(name: str) -> torch.device:
 
 
 def run_config(cfg: Any, method: str, train_set: str, seed: int) -> dict[str, Any]:
-    """Everything that defines one training run, as saved in its config.yaml."""
-    from omegaconf import OmegaConf
+    """Everything that defines an ad-hoc run of ``method`` on ``train_set``, as saved in its
+    config.yaml (see :meth:`samlora.study.runspec.RunSpec.config`)."""
+    from samlora.study.studies import single_run
 
-    m = cfg.methods[method]
-    return {
-        "method": method,
-        "train_set": train_set,
-        "seed": seed,
-        "method_cfg": OmegaConf.to_container(m, resolve=True),
-        "backbone": m.backbone,
-        "backbone_cfg": OmegaConf.to_container(cfg.backbones[m.backbone], resolve=True),
-        "train": OmegaConf.to_container(cfg.train, resolve=True),
-        "data": {"processed_dir": cfg.data.processed_dir},
-    }
+    return single_run(cfg, method, train_set, seed).config()
 
 
 def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
@@ -71,34 +69,6 @@ def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
 
     torch.manual_seed(rc["seed"])
     return build_model(rc["method_cfg"], rc["backbone_cfg"], models_dir=models_dir)
-
-
-def _loaders(rc: dict[str, Any], size: int) -> tuple[Any, Any]:
-    from samlora.data.datasets import SegmentationDataset, carve_val
-
-    processed = Path(rc["data"]["processed_dir"]) / rc["train_set"]
-    index = pd.read_csv(processed / "index.csv", dtype={"case": str})
-    cases = sorted(index.loc[index["split"] == "train", "case"])
-    official_val = sorted(index.loc[index["split"] == "val", "case"])
-    if official_val:  # the split file has an official validation split (REFUGE2)
-        train_cases, val_cases = cases, official_val
-    else:
-        train_cases, val_cases = carve_val(cases, rc["train"]["val_fraction"], rc["seed"])
-    log.info("train on %d cases, validate on %d", len(train_cases), len(val_cases))
-    aug = rc["train"]["augment"]
-    train_ds = SegmentationDataset(processed, cases=train_cases, size=size, augment=aug,
-                                   seed=rc["seed"])
-    val_ds = SegmentationDataset(processed, cases=val_cases, size=size) if val_cases else None
-    return train_ds, val_ds
-
-
-def _loader(ds: Any, rc: dict[str, Any], shuffle_seed: int | None) -> DataLoader:
-    gen = None
-    if shuffle_seed is not None:
-        gen = torch.Generator().manual_seed(shuffle_seed)
-    return DataLoader(ds, batch_size=rc["train"]["batch_size"], shuffle=gen is not None,
-                      generator=gen, num_workers=rc["train"]["num_workers"],
-                      persistent_workers=False)
 
 
 @torch.no_grad()
@@ -124,39 +94,48 @@ def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
     return {"val_loss": float(np.mean(losses)), "val_dice": float(np.mean(dices))}
 
 
-def _set_epoch(ds: Any, epoch: int) -> None:
-    if hasattr(ds, "set_epoch"):
-        ds.set_epoch(epoch)
-
-
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
                     opt: torch.optim.Optimizer, sched: Any, rc: dict[str, Any],
-                    device: torch.device, desc: str, prompt_fn: PromptFn | None = None) -> float:
+                    device: torch.device, desc: str, prompt_fn: PromptFn | None = None,
+                    max_steps: int | None = None) -> float:
     """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss.
 
-    ``prompt_fn`` samples each batch's training prompts (None: prompt-free).
+    ``prompt_fn`` samples each batch's training prompts (None: prompt-free). A step-based
+    schedule stops the pass after ``max_steps`` optimiser steps (the run's last epoch).
     """
     model.train()
     accum, clip = rc["train"]["grad_accum"], rc["train"]["grad_clip"]
     params = [p for p in model.parameters() if p.requires_grad]
-    total, n = 0.0, len(loader)
+    total, n, seen, steps = 0.0, len(loader), 0, 0
     opt.zero_grad(set_to_none=True)
     for i, batch in enumerate(progress(loader, n, desc, rc["train"]["log_every"])):
         loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn)
         (loss / accum).backward()
-        total += loss.item()
+        total, seen = total + loss.item(), seen + 1
         if (i + 1) % accum == 0 or i + 1 == n:
             if clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-    return total / max(n, 1)
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+    return total / max(seen, 1)
 
 
 def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
               models_dir: Path = Path("models/pretrained")) -> dict[str, Any]:
-    """Train one method on one dataset with one seed; resume from ``run_dir/last.pt``.
+    """Train params.yaml's ``method`` on one dataset with one seed (an ad-hoc run); see
+    :func:`train_spec`."""
+    from samlora.study.studies import single_run
+
+    return train_spec(single_run(cfg, method, train_set, seed), run_dir, models_dir)
+
+
+def train_spec(spec: RunSpec, run_dir: Path,
+               models_dir: Path = Path("models/pretrained")) -> dict[str, Any]:
+    """Train one run; resume from ``run_dir/last.pt`` when it holds this very run.
 
     Writes ``run_dir/dvclive/`` (metrics per epoch) and ``run_dir/last.pt`` after every
     epoch, and on success ``run_dir/config.yaml`` then ``run_dir/adapter.safetensors``.
@@ -170,45 +149,44 @@ def train_run(cfg: Any, method: str, train_set: str, seed: int, run_dir: Path,
     from samlora.models.segmenter import count_parameters, trainable_state_dict
 
     run_dir = Path(run_dir)
-    rc = run_config(cfg, method, train_set, seed)
-    processed = Path(rc["data"]["processed_dir"]) / train_set
-    _check_train_set(train_set, processed, needed=_may_train(rc["method_cfg"]))
-    rc["run_hash"] = run_hash(rc, data_digest(processed))
-    device = pick_device(rc["train"]["device"])
-    seed_everything(seed)
+    rc = spec.config()
+    train = spec.train
+    check_prepared(spec, needed=_may_train(rc["method_cfg"]))
+    rc["run_hash"] = run_hash(rc, data_digest_of(spec))
+    device = pick_device(train["device"])
+    seed_everything(spec.seed)
     model = build_run_model(rc, models_dir)
     fingerprint = frozen_fingerprint(model)
     counts = count_parameters(model)
-    log.info("method %s on %s, seed %d: %s trainable of %s (%.2f %%); run %s", method,
-             train_set, seed, f"{counts['trainable']:,}", f"{counts['total']:,}",
-             counts["trainable_pct"], rc["run_hash"][:12])
+    log.info("run %s (%s): %s trainable of %s (%.2f %%)", spec.name, rc["run_hash"][:12],
+             f"{counts['trainable']:,}", f"{counts['total']:,}", counts["trainable_pct"])
     if counts["trainable"] == 0:  # zero-shot: nothing to train, an empty weights file
         log.info("method %s has no trainable parameters: writing %s without training",
-                 method, WEIGHTS)
+                 spec.method, WEIGHTS)
         _finish(run_dir, rc, {}, build_manifest(model, rc, fingerprint, epochs=0))
         return {}
-    _check_train_set(train_set, processed, needed=True)
+    check_prepared(spec, needed=True)
     model.to(device)
-    train_ds, val_ds = _loaders(rc, model.img_size)
+    train_ds, val_ds = run_datasets(spec, model.img_size)
     loss_fn = build_loss(rc["method_cfg"]["loss"])
     prompting = prompt_settings(rc["method_cfg"])
-    epochs, accum = rc["train"]["epochs"], rc["train"]["grad_accum"]
-    steps_per_epoch = math.ceil(math.ceil(len(train_ds) / rc["train"]["batch_size"]) / accum)
-    opt = build_optimizer(model.parameters(), rc["train"]["lr"], rc["train"]["weight_decay"])
-    sched = build_scheduler(opt, epochs * steps_per_epoch, rc["train"]["warmup_steps"],
-                            rc["train"]["lr"], rc["train"]["min_lr"])
+    n_batches = math.ceil(len(train_ds) / train["batch_size"])
+    epochs, total = epochs_needed(train, n_batches), total_steps(train, n_batches)
+    opt = build_optimizer(model.parameters(), train["lr"], train["weight_decay"])
+    sched = build_schedule(opt, train, total)
     start, history = _maybe_resume(run_dir, model, opt, sched, rc["run_hash"], fingerprint)
     live = _live(run_dir, resume=start > 0)
     for epoch in range(start, epochs):
-        _set_epoch(train_ds, epoch)
-        loader = _loader(train_ds, rc, shuffle_seed=seed * 100_003 + epoch)
+        train_ds.set_epoch(epoch)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
-        row["train_loss"] = train_one_epoch(model, loader, loss_fn, opt, sched, rc, device,
+        row["train_loss"] = train_one_epoch(model, train_loader(train_ds, spec, epoch), loss_fn,
+                                            opt, sched, rc, device,
                                             f"epoch {epoch + 1}/{epochs}",
-                                            training_prompts(prompting, seed, epoch))
+                                            training_prompts(prompting, spec.seed, epoch),
+                                            max_steps=total - sched.last_epoch)
         if val_ds is not None:
-            row.update(validate(model, _loader(val_ds, rc, None), loss_fn, device,
-                                training_prompts(prompting, seed, None)))
+            row.update(validate(model, eval_loader(val_ds, spec), loss_fn, device,
+                                training_prompts(prompting, spec.seed, None)))
         history.append(row)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -232,16 +210,6 @@ def _may_train(method_cfg: dict[str, Any]) -> bool:
     return bool(method_cfg.get("lora") or method_cfg.get("adapter")
                 or method_cfg.get("decoder", "train") != "freeze"
                 or method_cfg.get("encoder", "freeze") != "freeze")
-
-
-def _check_train_set(train_set: str, processed: Path, needed: bool) -> None:
-    """An unknown or unprepared training set is an error before any model is built."""
-    from samlora.data.registry import get_dataset
-
-    get_dataset(train_set)
-    if needed and not (processed / "index.csv").is_file():
-        raise FileNotFoundError(f"{processed / 'index.csv'}: training set {train_set!r} is "
-                                f"not prepared; run the prepare step for {train_set} first")
 
 
 def _finish(run_dir: Path, rc: dict[str, Any], tensors: dict[str, torch.Tensor],

@@ -1,0 +1,1 @@
+"""Studies of params.yaml and the runs they need (RunSpec)."""
