@@ -95,6 +95,15 @@ def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
     assert [h["epoch"] for h in _history(killed)] == list(range(1, epochs + 1))
     assert _history(killed) == _history(ref)  # losses and val Dice of every epoch too
     _assert_identical(_weights(ref), _weights(killed))
+    # train.select (val_dice) keeps the same epoch, carried across the kill in last.pt
+    from safetensors import safe_open
+
+    def selected(run: Path) -> int:
+        with safe_open(str(run / "adapter.safetensors"), framework="pt") as f:
+            return int(f.metadata()["selected_epoch"])
+
+    dices = [h["val_dice"] for h in _history(ref)]
+    assert selected(killed) == selected(ref) == 1 + dices.index(max(dices))
 
 
 @pytest.mark.slow  # four real training runs: ~25 s here

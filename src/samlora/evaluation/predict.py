@@ -48,6 +48,7 @@ def load_run(run_dir: Path, models_dir: Path, device: torch.device) -> tuple[Any
     model = build_run_model(rc, models_dir)
     check_manifest(manifest, model, rc, frozen_fingerprint(model), run_dir / WEIGHTS)
     load_trainable_state_dict(model, tensors)
+    rc["selected"] = {k: manifest.get(f"selected_{k}") for k in ("by", "epoch", "score")}
     return model.to(device).eval(), rc
 
 
@@ -154,6 +155,7 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
         record = {"run": str(run_dir), "test_set": Path(processed_dir).name, "cases": cases,
                   "method": rc["method"], "train_set": rc["train_set"], "seed": rc["seed"],
                   "target": rc.get("target"), "run_name": rc.get("name"),
+                  "selected": rc.get("selected"),
                   "run_hash": rc.get("run_hash"), "prompt_modes": list(settings.eval_modes)}
         _publish(out_dir, staging / "probs", record, config)
     finally:

@@ -24,6 +24,7 @@ from samlora.training.data import (
 from samlora.training.optim import build_optimizer, build_schedule, epochs_needed, total_steps
 from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
+from samlora.training.select import Selection, validation_due
 from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
 from samlora.training.identity import run_hash
 from samlora.training.state import (
@@ -174,7 +175,9 @@ def train_spec(spec: RunSpec, run_dir: Path,
     epochs, total = epochs_needed(train, n_batches), total_steps(train, n_batches)
     opt = build_optimizer(model.parameters(), train["lr"], train["weight_decay"])
     sched = build_schedule(opt, train, total)
-    start, history = _maybe_resume(run_dir, model, opt, sched, rc["run_hash"], fingerprint)
+    start, history, kept = _maybe_resume(run_dir, model, opt, sched, rc["run_hash"],
+                                         fingerprint)
+    selection = Selection.from_state(train.get("select", "val_dice"), kept)
     live = _live(run_dir, resume=start > 0)
     for epoch in range(start, epochs):
         train_ds.set_epoch(epoch)
@@ -184,9 +187,11 @@ def train_spec(spec: RunSpec, run_dir: Path,
                                             f"epoch {epoch + 1}/{epochs}",
                                             training_prompts(prompting, spec.seed, epoch),
                                             max_steps=total - sched.last_epoch)
-        if val_ds is not None:
+        if val_ds is not None and validation_due(epoch, epochs, train.get("val_every", 1)):
             row.update(validate(model, eval_loader(val_ds, spec), loss_fn, device,
                                 training_prompts(prompting, spec.seed, None)))
+        if selection.offer(row, lambda: trainable_state_dict(model)):
+            log.info("epoch %d is the best so far by %s", epoch + 1, selection.by)
         history.append(row)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
@@ -196,11 +201,15 @@ def train_spec(spec: RunSpec, run_dir: Path,
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": history,
             "fingerprint": fingerprint, "run_hash": rc["run_hash"],
+            "selection": selection.to_state(),
         })
     if live is not None:
         live.end()
-    _finish(run_dir, rc, trainable_state_dict(model),
-            build_manifest(model, rc, fingerprint, epochs))
+    weights = selection.final(trainable_state_dict(model), epochs)
+    log.info("keeping the weights of epoch %d (train.select: %s)", selection.epoch,
+             selection.by)
+    _finish(run_dir, rc, weights,
+            {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest()})
     return history[-1] if history else {}
 
 
@@ -225,7 +234,8 @@ def _finish(run_dir: Path, rc: dict[str, Any], tensors: dict[str, torch.Tensor],
 
 
 def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
-                  run_id: str, fingerprint: str) -> tuple[int, list[dict[str, float]]]:
+                  run_id: str, fingerprint: str
+                  ) -> tuple[int, list[dict[str, float]], dict[str, Any] | None]:
     """Load ``run_dir/last.pt`` when it was written by this very run; else start at 0.
 
     A checkpoint of another run (a different run hash: an edited lr, epochs, method,
@@ -236,13 +246,13 @@ def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
 
     state = load_resume_state(run_dir)
     if state is None:
-        return 0, []
+        return 0, [], None
     path = run_dir / LAST
     if state.get("run_hash") != run_id or state.get("fingerprint") != fingerprint:
         saved = str(state.get("run_hash") or "none")[:12]
         log.warning("%s was written by a different run (run hash %s, this run %s): "
                     "starting afresh from epoch 0", path, saved, run_id[:12])
-        return 0, []
+        return 0, [], None
     try:
         load_trainable_state_dict(model, state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -252,7 +262,7 @@ def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
         raise ResumeStateError(f"{path}: cannot resume from it ({err}); delete it to restart "
                                "the run from scratch") from err
     log.info("resuming %s from epoch %d", run_dir, state["epoch"])
-    return int(state["epoch"]), list(state["history"])
+    return int(state["epoch"]), list(state["history"]), state.get("selection")
 
 
 def _live(run_dir: Path, resume: bool) -> Any:
