@@ -25,6 +25,7 @@ localrules:
     download_dataset,
     fetch_checkpoint,
     aggregate_study,
+    human_baseline,
     collect_metrics,
     render_report,
     report_index,

@@ -96,7 +96,14 @@ def _plan_args(p: argparse.ArgumentParser) -> None:
 @step("predict", "write probability maps of a trained run on a test set, at native size")
 def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, help="run folder of the train step")
-    p.add_argument("--test-set", required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--test-set", help="a prepared dataset id (its test split)")
+    source.add_argument("--images", type=Path,
+                        help="a folder of unlabelled images (png, jpg, tif, gif, ppm, bmp…), "
+                             "segmented prompt-free into probs/, masks/ (evaluate.threshold, "
+                             "inside the FOV), fov/ and predictions.json")
+    p.add_argument("--fov", type=Path, help="with --images: a folder of <stem> FOV masks "
+                   "(default: computed with data.fov)")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
@@ -107,8 +114,18 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-set", required=True)
 
 
-@step("aggregate", "summarise per-image metrics over images and seeds")
+@step("human", "score a test set's second annotator against the reference (the human "
+      "baseline row of every summary)")
+def _human_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--test-set", required=True)
+    p.add_argument("--out", type=Path, required=True, help="folder for metrics_per_image.csv")
+
+
+@step("aggregate", "summarise per-image metrics over images and seeds (mean ± std, 95 %% "
+      "bootstrap CI) and compare each method with the study's reference")
 def _aggregate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", help="method every other is compared with (Wilcoxon, Holm)")
+    p.add_argument("--comparisons", type=Path, help="comparisons.csv to write (with --reference)")
     p.add_argument("--inputs", type=Path, nargs="+", required=True)
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)

@@ -155,6 +155,17 @@ def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.data.registry import get_dataset
     from samlora.evaluation.predict import predict_dataset
 
+    if getattr(args, "images", None) is not None:  # a folder of unlabelled images
+        from samlora.evaluation.predict_images import predict_images
+
+        predict_images(args.run, args.images, args.out, args.models_dir, cfg.data.fov,
+                       float(cfg.evaluate.threshold), fov_dir=args.fov, device=cfg.train.device,
+                       config=select(cfg, ["evaluate.threshold", "data.fov"])
+                       | {"run": str(args.run), "images": str(args.images),
+                          "fov_dir": None if args.fov is None else str(args.fov)})
+        return
+    if getattr(args, "fov", None) is not None:
+        raise ValueError("predict: --fov goes with --images (a test set has its FOV masks)")
     get_dataset(args.test_set)  # an unknown id: say so before anything is loaded
     prompts = _current_prompts(cfg, args.run)
     predict_dataset(args.run, Path(cfg.data.processed_dir) / args.test_set, args.out,
@@ -190,8 +201,32 @@ def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
 def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.aggregate import aggregate
 
-    summary = aggregate(args.inputs, args.out_csv, args.out_json)
+    summary = aggregate(args.inputs, args.out_csv, args.out_json,
+                        n_resamples=int(cfg.evaluate.get("bootstrap", 1000)))
     log.info("summary of %d rows written to %s", len(summary), args.out_csv)
+    if args.comparisons is not None:
+        from samlora.evaluation.aggregate import write_comparisons
+
+        if not args.reference:
+            raise ValueError("aggregate: --comparisons needs --reference (the study's method "
+                             "to compare with; studies.<name>.reference in params.yaml)")
+        table = write_comparisons(args.inputs, args.reference, args.comparisons)
+        log.info("%d paired comparisons with %s written to %s", len(table), args.reference,
+                 args.comparisons)
+
+
+def run_human(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.data.registry import get_dataset
+    from samlora.evaluation.evaluate import PER_IMAGE_CSV
+    from samlora.evaluation.human import human_per_image
+    from samlora.utils.io import atomic_path
+
+    get_dataset(args.test_set)
+    table = human_per_image(Path(cfg.data.processed_dir) / args.test_set,
+                            list(cfg.evaluate.metrics), float(cfg.evaluate.threshold))
+    with atomic_path(Path(args.out) / PER_IMAGE_CSV) as tmp:
+        table.to_csv(tmp, index=False)
+    log.info("%s: human baseline on %d test case(s)", args.test_set, len(table))
 
 
 def run_collect(cfg: DictConfig, args: argparse.Namespace) -> None:

@@ -122,8 +122,8 @@ def test_compute_metrics_threshold_names_and_errors() -> None:
     assert list(out) == ["iou", "dice"] and out["dice"] == 1.0  # prob >= threshold
     assert compute_metrics(prob, gt, None, threshold=0.6, names=("dice",))["dice"] == pytest.approx(
         2 / 3)
-    with pytest.raises(ValueError, match="hd95"):
-        compute_metrics(prob, gt, None, names=("dice", "hd95"))
+    with pytest.raises(ValueError, match="hd96"):
+        compute_metrics(prob, gt, None, names=("dice", "hd96"))
     with pytest.raises(ValueError, match="shape"):
         dice(np.zeros((3, 3), bool), np.zeros((3, 4), bool))
 

@@ -66,4 +66,5 @@ def test_predictions_come_back_at_native_size(repo_root: Path, mirror: Path, dri
         expected = compute_metrics(probs[case], gt, fov, cfg.evaluate.threshold, metrics)
         for name in metrics:
             assert table.loc[case, name] == pytest.approx(expected[name], abs=1e-9), name
-            assert 0.0 <= table.loc[case, name] <= 1.0
+            if name not in ("mcc", "hd95", "assd", "betti0_error", "betti1_error"):
+                assert 0.0 <= table.loc[case, name] <= 1.0, name

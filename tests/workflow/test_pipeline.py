@@ -211,7 +211,20 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
 
     summary = pd.read_csv(w / f"results/{STUDY}/summary.csv",
                           dtype={"method": str, "train_set": str, "test_set": str})
-    assert len(summary) == len(METHODS) * len(TEST_SETS)
+    # one row per method and test set, and the human row (the second annotator) per test set
+    assert len(summary) == (len(METHODS) + 1) * len(TEST_SETS)
+    human = summary[summary["method"] == "human"].set_index("test_set")
+    assert sorted(human.index) == sorted(TEST_SETS) and set(human["train_set"]) == {"-"}
+    for test_set in TEST_SETS:
+        rows = pd.read_csv(w / f"results/human/{test_set}/metrics_per_image.csv")
+        assert human.loc[test_set, "dice_mean"] == pytest.approx(rows["dice"].mean())
+        assert 0.7 < rows["dice"].mean() < 0.85, test_set  # inter-observer agreement
+    comparisons = pd.read_csv(w / f"results/{STUDY}/comparisons.csv")
+    assert set(comparisons["reference"]) == {METHODS[0]}
+    assert set(comparisons["method"]) == set(METHODS[1:]) | {"human"}
+    assert comparisons["p_holm"].dropna().between(0, 1).all()
+    summary_all = summary
+    summary = summary[summary["method"] != "human"]
     for method in METHODS:
         run = w / f"runs/{method}__{TRAIN_SET}__seed{SEED}"
         assert (run / "adapter.safetensors").stat().st_size > 0
@@ -245,15 +258,16 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     # results/metrics.json (the DVC metric) holds it under the study's name
     nested = json.loads((w / f"results/{STUDY}/metrics.json").read_text())
     assert json.loads((w / "results/metrics.json").read_text()) == {STUDY: nested}
-    assert set(nested) == set(METHODS)
+    assert set(nested) == {*METHODS, "human"}
+    nested = {m: v for m, v in nested.items() if m != "human"}
     for method, by_train in nested.items():
         assert set(by_train) == {TRAIN_SET}, (method, set(by_train))
         assert set(by_train[TRAIN_SET]) == set(TEST_SETS), (method, set(by_train[TRAIN_SET]))
     for _, row in summary.iterrows():
         leaf = nested[row["method"]][row["train_set"]][row["test_set"]]
         where = f"metrics.json {row['method']}.{row['train_set']}.{row['test_set']}"
-        assert set(leaf) == {*TABLE_METRICS.values(),
-                             *(f"{m}_std" for m in TABLE_METRICS.values()),
+        evaluated = yaml.safe_load((w / "params.yaml").read_text())["evaluate"]["metrics"]
+        assert set(leaf) == {*evaluated, *(f"{m}_std" for m in evaluated),
                              "n_seeds", "n_images"}, (where, sorted(leaf))
         for metric in TABLE_METRICS.values():
             assert leaf[metric] == pytest.approx(row[f"{metric}_mean"], rel=1e-12), (
@@ -266,9 +280,9 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     # the report: the table CSV it saves, the table the executed notebook shows, its HTML
     reports = w / "reports" / STUDY
     saved = pd.read_csv(reports / "tables/main_results.csv", dtype=str, keep_default_na=False)
-    _check_table(saved.to_dict("records"), summary, "tables/main_results.csv")
+    _check_table(saved.to_dict("records"), summary_all, "tables/main_results.csv")
     shown = _html_table(_notebook_table_html(reports / "main_results.ipynb"))
-    _check_table(shown, summary, "table of main_results.ipynb")
+    _check_table(shown, summary_all, "table of main_results.ipynb")
     html = (reports / "main_results.html").read_text()
     assert _html_table(html) == shown
     assert "<img" in html

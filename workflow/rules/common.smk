@@ -99,11 +99,13 @@ def result_dir(spec, test_set):
 
 
 def study_metrics(study):
-    """Per-image tables of every (run, test set) a study reports."""
-    return [
+    """Per-image tables of every (run, test set) a study reports, and the human baseline
+    of its test sets that have a second annotator."""
+    runs = [
         f"{result_dir(spec, test)}/metrics_per_image.csv"
         for spec, test in STUDIES[study].evaluations
     ]
+    return runs + [f"results/human/{t}/metrics_per_image.csv" for t in STUDIES[study].human]
 
 
 def study_train_targets(study):

@@ -38,17 +38,36 @@ rule evaluate_test_set:
         "--test-set {wildcards.test_set} > '{log}' 2>&1"
 
 
+rule human_baseline:
+    input:
+        "data/processed/{test_set}/index.csv",
+    output:
+        "results/human/{test_set}/metrics_per_image.csv",
+    params:
+        tracked=evaluate_params,
+    log:
+        "logs/human_baseline/{test_set}.log",
+    shell:
+        "python -m samlora human {PARAMS_ARGS} --test-set {wildcards.test_set} "
+        "--out results/human/{wildcards.test_set} > {log} 2>&1"
+
+
 rule aggregate_study:
     input:
         lambda wildcards: study_metrics(wildcards.study),
     output:
         csv="results/{study}/summary.csv",
         json="results/{study}/metrics.json",
+        comparisons="results/{study}/comparisons.csv",
+    params:
+        reference=lambda wildcards: STUDIES[wildcards.study].reference,
+        tracked=lambda wildcards: tracked("evaluate.bootstrap"),
     log:
         "logs/aggregate_study/{study}.log",
     shell:
         "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
-        "--out-csv {output.csv} --out-json {output.json} > {log} 2>&1"
+        "--out-csv {output.csv} --out-json {output.json} --reference '{params.reference}' "
+        "--comparisons {output.comparisons} > {log} 2>&1"
 
 
 rule collect_metrics:

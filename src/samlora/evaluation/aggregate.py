@@ -5,6 +5,12 @@ Test cases a run predicted but could not score (no reference label in the releas
 per-image table; where there are any, the summary gains ``n_unscored`` and
 ``unscored_note`` (``unscored`` and ``note`` in the nested JSON), and a train/test pair
 with no scored case at all still gets its row (metrics empty, ``n_images`` 0).
+
+The summary also carries a bootstrap confidence interval of each metric's mean
+(``<metric>_ci_low``, ``<metric>_ci_high``, appended after the other columns; see
+:func:`samlora.evaluation.stats.bootstrap_ci`), and :func:`write_comparisons` writes the
+paired tests of every method against a reference
+(:func:`samlora.evaluation.stats.paired_comparisons`).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import pandas as pd
 
 from samlora.evaluation.evaluate import META_COLUMNS
 from samlora.evaluation.prompt_modes import NO_PROMPT, PROMPT_COLUMN
+from samlora.evaluation.stats import bootstrap_ci, paired_comparisons
 from samlora.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -183,6 +190,83 @@ def add_unscored(summary: pd.DataFrame, unscored: pd.DataFrame) -> pd.DataFrame:
     return out[[*summary.columns, *UNSCORED_COLUMNS]]
 
 
+def add_cis(summary: pd.DataFrame, per_image: pd.DataFrame, n_resamples: int = 1000,
+            seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    """``summary`` with ``<metric>_ci_low, <metric>_ci_high`` per metric appended after its
+    columns (metric order of ``per_image``); nan for a row with no scored image.
+
+    Each row's interval is :func:`~samlora.evaluation.stats.bootstrap_ci` over that row's
+    per-image rows (seeds and images resampled), with ``n_resamples`` replicates, random
+    seed ``seed`` (the same for every row) and coverage ``level``.
+    """
+    metrics = metric_columns(per_image)
+    keys = _with_prompt(GROUP_COLUMNS, summary)
+    ci_cols = [f"{m}_ci_{end}" for m in metrics for end in ("low", "high")]
+    found: dict[tuple, dict[str, float]] = {}
+    for key, group in per_image.groupby(_with_prompt(GROUP_COLUMNS, per_image), sort=False):
+        values = {}
+        for m in metrics:
+            values[f"{m}_ci_low"], values[f"{m}_ci_high"] = bootstrap_ci(
+                group, m, n_resamples=n_resamples, seed=seed, level=level)
+        found[tuple(key)] = values
+    nan_row = dict.fromkeys(ci_cols, float("nan"))
+    rows = [found.get(tuple(r), nan_row) for r in summary[keys].itertuples(index=False)]
+    cis = pd.DataFrame(rows, columns=ci_cols, index=summary.index)
+    return pd.concat([summary, cis], axis=1)
+
+
+def write_comparisons(per_image_csvs: str | Path | Sequence[str | Path], reference_method: str,
+                      out_csv: Path, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """Paired tests of every method against ``reference_method``, written atomically.
+
+    Args:
+        per_image_csvs: per-image CSVs (or a glob), as for :func:`aggregate`; may include
+            a human-baseline table (:mod:`samlora.evaluation.human`).
+        reference_method: the method the others are compared with (e.g. ``human``).
+        out_csv: the comparison table (columns of
+            :func:`~samlora.evaluation.stats.paired_comparisons`).
+        metrics: metric columns to compare; default every metric of the tables.
+
+    Returns:
+        The table written to ``out_csv``.
+    """
+    per_image = read_per_image(per_image_csvs)
+    names = list(metrics) if metrics is not None else metric_columns(per_image)
+    table = paired_comparisons(per_image, reference_method, names)
+    with atomic_path(Path(out_csv)) as tmp:
+        table.to_csv(tmp, index=False)
+    log.info("wrote %d paired comparisons against %s to %s", len(table), reference_method,
+             out_csv)
+    return table
+
+
+#: The ``prompt`` value of the row summarising a prompted method over its evaluation modes.
+ALL_MODES = "all_modes"
+
+
+def add_mode_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """For each prompted method × train × test set, a row ``prompt = all_modes``: the mean
+    over its evaluation modes of their means (``<metric>_mean``) and the standard deviation
+    over the modes (``<metric>_std``, ddof=1), as SAM2LoRA reports its ablations; seeds and
+    images as in the modes' rows. A summary without a prompt column is returned as it is."""
+    if PROMPT_COLUMN not in summary.columns:
+        return summary
+    metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    rows = []
+    for keys, group in summary.groupby(list(GROUP_COLUMNS), sort=False):
+        if len(group) < 2:
+            continue
+        row = {**dict(zip(GROUP_COLUMNS, keys)), PROMPT_COLUMN: ALL_MODES}
+        for m in metrics:
+            values = group[f"{m}_mean"].astype(float)
+            row[f"{m}_mean"], row[f"{m}_std"] = values.mean(), values.std(ddof=1)
+        row["n_seeds"], row["n_images"] = group["n_seeds"].max(), group["n_images"].max()
+        rows.append(row)
+    if not rows:
+        return summary
+    return pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)[summary.columns]
+
+
 def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
     """``{method: {train_set: {test_set: {metric: mean, metric_std: std, n_seeds, n_images}}}}``.
 
@@ -217,7 +301,8 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path) -> pd.DataFrame:
+def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
+              n_resamples: int = 1000, ci_seed: int = 0, ci_level: float = 0.95) -> pd.DataFrame:
     """Summarise per-image metrics over images, then over seeds, and write them atomically.
 
     For each (method, train_set, test_set) and each metric: the mean over images is taken
@@ -232,13 +317,20 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path) -> 
         out_json: DVC metrics file, nested as in :func:`summary_to_nested`.
 
     Where some run predicted test cases it could not score, ``out_csv`` also has
-    ``n_unscored`` and ``unscored_note`` (see :func:`add_unscored`).
+    ``n_unscored`` and ``unscored_note`` (see :func:`add_unscored`). Last come
+    ``<metric>_ci_low, <metric>_ci_high`` per metric (see :func:`add_cis`: a bootstrap
+    interval of ``<metric>_mean`` with ``n_resamples`` replicates, random seed
+    ``ci_seed``, coverage ``ci_level``); ``n_resamples=0`` leaves them out. They are not
+    in ``out_json``.
 
     Returns:
         The summary table written to ``out_csv``.
     """
     per_image = read_per_image(per_image_csvs)
     summary = add_unscored(summarize_runs(per_image), read_unscored(per_image_csvs))
+    summary = add_mode_rows(summary)
+    if n_resamples > 0:
+        summary = add_cis(summary, per_image, n_resamples, ci_seed, ci_level)
     with atomic_path(out_csv) as tmp:
         summary.to_csv(tmp, index=False)
     write_json(out_json, summary_to_nested(summary))

@@ -1,4 +1,12 @@
-"""Per-image segmentation metrics (Dice, IoU, ROC AUC, clDice) computed inside the FOV.
+"""Per-image segmentation metrics computed inside the FOV, selectable by name.
+
+Dice, IoU, ROC AUC and clDice live here; the confusion-matrix metrics and average
+precision in :mod:`samlora.evaluation.overlap`, the distance and boundary metrics in
+:mod:`samlora.evaluation.boundary`, the Betti-number errors in
+:mod:`samlora.evaluation.topology` and the ECE in :mod:`samlora.evaluation.calibration`
+(each module documents its edge cases). :func:`compute_metrics` computes any of
+:data:`ALL_METRICS` by name; names ending ``_mm`` are the pixel distances times
+``pixel_mm`` and ``nan`` when no pixel size is given.
 
 All functions take H×W arrays: ``pred``/``gt``/``fov`` are boolean masks, ``prob`` is a
 float probability map. Pixels where ``fov`` is False are ignored entirely (``fov=None``
@@ -19,24 +27,23 @@ import numpy as np
 from scipy.stats import rankdata
 from skimage.morphology import skeletonize
 
+from samlora.evaluation import boundary, calibration, overlap, topology
+from samlora.evaluation._fov import check_shapes as _check
+from samlora.evaluation._fov import in_fov as _in_fov
+
 log = logging.getLogger(__name__)
 
 #: Metrics computed on the thresholded mask (the rest take the probability map).
-BINARY_METRICS = ("dice", "iou", "cldice")
+BINARY_METRICS = ("dice", "iou", "cldice", "precision", "sensitivity", "specificity",
+                  "accuracy", "mcc", "hd95", "assd", "hd95_mm", "assd_mm", "boundary_iou",
+                  "bfscore", "betti0_error", "betti1_error")
 #: Metrics computed on the probability map.
-SCORE_METRICS = ("auc",)
+SCORE_METRICS = ("auc", "pr_auc", "ece")
+#: The default selection (``evaluate.metrics`` may list any of :data:`ALL_METRICS`).
 METRIC_NAMES = ("dice", "iou", "auc", "cldice")
-
-
-def _check(a: np.ndarray, b: np.ndarray, fov: np.ndarray | None) -> None:
-    if a.ndim != 2 or a.shape != b.shape or (fov is not None and fov.shape != a.shape):
-        shapes = [a.shape, b.shape] + ([fov.shape] if fov is not None else [])
-        raise ValueError(f"expected H×W arrays of one shape, got {shapes}")
-
-
-def _in_fov(a: np.ndarray, fov: np.ndarray | None) -> np.ndarray:
-    """The values of ``a`` inside ``fov`` as a flat array (all of ``a`` when fov is None)."""
-    return a.ravel() if fov is None else a[fov.astype(bool)]
+#: Distances in pixels, and their millimetre variants (``pixel_mm`` times the pixels).
+DISTANCE_METRICS = {"hd95": boundary.hd95_from, "assd": boundary.assd_from}
+MM_METRICS = {"hd95_mm": "hd95", "assd_mm": "assd"}
 
 
 def dice(pred: np.ndarray, gt: np.ndarray, fov: np.ndarray | None = None) -> float:
@@ -144,14 +151,29 @@ _METRICS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
     "iou": iou,
     "auc": auc,
     "cldice": cldice,
+    "precision": overlap.precision,
+    "sensitivity": overlap.sensitivity,
+    "specificity": overlap.specificity,
+    "accuracy": overlap.accuracy,
+    "mcc": overlap.mcc,
+    "pr_auc": overlap.pr_auc,
+    "hd95": boundary.hd95,
+    "assd": boundary.assd,
+    "boundary_iou": boundary.boundary_iou,
+    "bfscore": boundary.bfscore,
+    "betti0_error": topology.betti0_error,
+    "betti1_error": topology.betti1_error,
+    "ece": calibration.ece,
 }
+#: Every selectable metric name.
+ALL_METRICS = tuple(_METRICS) + tuple(MM_METRICS)
 
 
 def check_metric_names(names: Sequence[str]) -> list[str]:
     """Return ``names`` as a list, raising ValueError on an unknown metric name."""
-    unknown = [n for n in names if n not in _METRICS]
+    unknown = [n for n in names if n not in ALL_METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; available: {list(_METRICS)}")
+        raise ValueError(f"unknown metric(s) {unknown}; available: {list(ALL_METRICS)}")
     return list(names)
 
 
@@ -161,15 +183,21 @@ def compute_metrics(
     fov: np.ndarray | None,
     threshold: float = 0.5,
     names: Sequence[str] = METRIC_NAMES,
+    pixel_mm: float | None = None,
 ) -> dict[str, float]:
     """Compute the named metrics of one image inside its FOV.
+
+    The contour distances are computed once per call however many of ``hd95``, ``assd``,
+    their ``_mm`` variants and ``bfscore`` (default tolerance 1 px) are asked for.
 
     Args:
         prob: H×W float probability map in [0, 1].
         gt: H×W bool ground-truth mask.
         fov: H×W bool field of view, or None for the whole image.
         threshold: a pixel is predicted foreground when ``prob >= threshold``.
-        names: metric names, from ``dice``, ``iou``, ``auc``, ``cldice``.
+        names: metric names, from :data:`ALL_METRICS`.
+        pixel_mm: isotropic pixel size in millimetres for the ``_mm`` metrics (``nan``
+            when None).
 
     Returns:
         ``{name: value}`` in the order of ``names``.
@@ -178,8 +206,26 @@ def compute_metrics(
     gt = gt.astype(bool)
     fov = None if fov is None else fov.astype(bool)
     pred = np.asarray(prob) >= threshold
+    cache: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def surface() -> tuple[np.ndarray, np.ndarray] | None:
+        if "d" not in cache:
+            cache["d"] = boundary.surface_distances(pred, gt, fov)
+        return cache["d"]
+
+    def distance(px_name: str) -> float:
+        d = surface()
+        return boundary.empty_distance(pred, gt, fov) if d is None else DISTANCE_METRICS[px_name](d)
+
     out: dict[str, float] = {}
     for name in names:
-        x = prob if name in SCORE_METRICS else pred
-        out[name] = float(_METRICS[name](x, gt, fov))
+        if name in DISTANCE_METRICS:
+            out[name] = distance(name)
+        elif name == "bfscore" and surface() is not None:
+            out[name] = boundary.bfscore_from(surface())
+        elif name in MM_METRICS:
+            out[name] = float("nan") if pixel_mm is None else distance(MM_METRICS[name]) * pixel_mm
+        else:
+            x = prob if name in SCORE_METRICS else pred
+            out[name] = float(_METRICS[name](x, gt, fov))
     return out

@@ -58,6 +58,8 @@ class Study:
     runs: tuple[RunSpec, ...]
     evaluations: tuple[tuple[RunSpec, str], ...]
     reports: tuple[str, ...]
+    reference: str | None = None  # the method the others are compared with
+    human: tuple[str, ...] = ()  # test sets scored for the inter-observer (human) row
 
     @property
     def methods(self) -> list[str]:
@@ -188,6 +190,22 @@ def _runs_of(cfg: DictConfig, name: str) -> tuple[Mapping[str, Any], list[tuple[
     return study, out
 
 
+def _human_sets(runs: Sequence[tuple[RunSpec, Protocol]]) -> tuple[str, ...]:
+    """Test sets of a study whose release has a second annotator of the label it scores
+    (DRIVE, CHASE_DB1, STARE for vessels): each gets the human row."""
+    from samlora.data.registry import get_dataset
+    from samlora.study.runspec import primary_label
+
+    out = []
+    for spec, proto in runs:
+        for test in proto.test:
+            kinds = get_dataset(test).label_kinds
+            if (primary_label(test) == spec.target and f"{spec.target}_2nd_observer" in kinds
+                    and test not in out):
+                out.append(test)
+    return tuple(out)
+
+
 def canonical(specs: Iterable[RunSpec]) -> dict[str, RunSpec]:
     """One spec per identity, keyed by name: of identical runs the first plain method name
     (or, failing one, the first name) is kept. Raises StudyError when one name carries two
@@ -232,7 +250,10 @@ def expand(cfg: DictConfig, names: Sequence[str] | None = None) -> dict[str, Stu
         studies[name] = Study(name=name, paper=str(study.get("paper", "")),
                               feeds=tuple(study.get("feeds") or ()), runs=tuple(chosen),
                               evaluations=tuple(evaluations),
-                              reports=tuple(study.get("reports") or ("main_results",)))
+                              reports=tuple(study.get("reports") or ("main_results",)),
+                              reference=study.get("reference") or (chosen[0].method
+                                                                   if chosen else None),
+                              human=_human_sets(runs))
     return studies
 
 
