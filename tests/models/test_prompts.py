@@ -121,3 +121,35 @@ def test_bad_input_is_named() -> None:
         check_prompts(good, 2)
     with pytest.raises(ValueError, match="lack"):
         check_prompts({"points": good["points"]}, 1)
+
+
+def test_density_sampling_follows_the_reference_region() -> None:
+    """SAM2LoRA's density region of a square at rows/cols 10..49. With OpenCV's anchors the
+    2×2 erosion keeps y where y-1 and y are inside (11..49), the 15×15 one y where y-7..y+7
+    are (18..42); points come only from there."""
+    from samlora.models.prompts import density_candidates, eval_spec, sample_prompts
+
+    mask = np.zeros((64, 64), bool)
+    mask[10:50, 10:50] = True
+    cands = density_candidates(mask, 5)
+    rows, cols = cands[:, 0], cands[:, 1]
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (18, 42, 18, 42)
+    prompts = sample_prompts(torch.from_numpy(mask)[None, None].float(), eval_spec("5pt"),
+                             np.random.default_rng(0), sampling="density")
+    xy = prompts["points"][0].numpy().astype(int)
+    assert ((xy >= 18) & (xy <= 42)).all()
+    # a thin vessel: the 15×15 erosion is empty, so (as the reference code does) every
+    # pixel of the image qualifies, background included
+    thin = np.zeros((64, 64), bool)
+    thin[30:33, 5:60] = True
+    assert len(density_candidates(thin, 5)) == 64 * 64
+    with pytest.raises(ValueError, match="prompts.sampling"):
+        sample_prompts(torch.from_numpy(mask)[None, None].float(), eval_spec("1pt"),
+                       np.random.default_rng(0), sampling="dense")
+
+
+def test_a_method_chooses_its_point_sampling() -> None:
+    from samlora.training.prompted import prompt_settings
+
+    assert prompt_settings({"prompts": {"train_points": 2}}).sampling == "uniform"
+    assert prompt_settings({"prompts": {"sampling": "density"}}).sampling == "density"

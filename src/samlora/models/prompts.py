@@ -99,16 +99,48 @@ def _draw(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarra
     return candidates[idx]
 
 
+#: Point sampling: ``uniform`` (ours) or ``density`` (SAM2LoRA's code, see
+#: :func:`density_candidates`).
+SAMPLINGS = ("uniform", "density")
+#: SAM2LoRA's density region: a first 2×2 erosion, then a square erosion from 15 px down.
+DENSITY_FIRST, DENSITY_START, DENSITY_KEEP = 2, 15, 0.9
+
+
+def density_candidates(mask: np.ndarray, n: int) -> np.ndarray:
+    """Candidate positives (M×2 rows, cols) of SAM2LoRA's "density" region.
+
+    As its reference code does: the mask is eroded by a 2×2 square, then by a k×k square
+    for k = 15, 14, …; the pixels at ≥ 0.9 of the eroded map's maximum are the region, and
+    the first k whose region holds at least ``n`` pixels is used. Where the k×k erosion
+    leaves nothing, the maximum is 0 and every pixel of the image qualifies (background
+    included): the reference code draws those, and so does this. Where no k gives ``n``
+    pixels, the plain mask's pixels are returned (the reference code fails on that image).
+    Erosion treats the outside of the image as foreground, as OpenCV's does.
+    """
+    from scipy.ndimage import binary_erosion
+
+    first = binary_erosion(mask, np.ones((DENSITY_FIRST,) * 2, bool), border_value=1)
+    for k in range(DENSITY_START, 0, -1):
+        eroded = binary_erosion(first, np.ones((k, k), bool), border_value=1)
+        region = eroded >= DENSITY_KEEP * eroded.max()  # all pixels when the erosion is empty
+        if int(region.sum()) >= n:
+            return np.argwhere(region)
+    return np.argwhere(mask)
+
+
 def _sample_one(mask: np.ndarray, fov: np.ndarray | None, spec: PromptSpec,
-                rng: np.random.Generator, erode_radius: int
+                rng: np.random.Generator, erode_radius: int, sampling: str = "uniform"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Points (n×2, x y), labels (n) and box (4 or None) of one H×W bool mask."""
     points, labels, box = np.zeros((0, 2), np.float32), np.zeros(0, np.int64), None
     if not mask.any():
         return points, labels, box
     if spec.positive:
-        inner = erosion(mask, disk(erode_radius)) if erode_radius > 0 else mask
-        rows_cols = np.argwhere(inner if inner.any() else mask)
+        if sampling == "density":
+            rows_cols = density_candidates(mask, max(spec.positive, MIN_POSITIVE_DRAWS))
+        else:
+            inner = erosion(mask, disk(erode_radius)) if erode_radius > 0 else mask
+            rows_cols = np.argwhere(inner if inner.any() else mask)
         pos = _draw(rows_cols, max(spec.positive, MIN_POSITIVE_DRAWS), rng)[:spec.positive]
         points = np.concatenate([points, pos[:, ::-1].astype(np.float32)])
         labels = np.concatenate([labels, np.ones(len(pos), np.int64)])
@@ -136,7 +168,7 @@ def _as_bool_maps(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
 def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
                    rng: np.random.Generator | Sequence[np.random.Generator],
                    fovs: torch.Tensor | np.ndarray | None = None,
-                   erode_radius: int = 1) -> Prompts | None:
+                   erode_radius: int = 1, sampling: str = "uniform") -> Prompts | None:
     """Sample a batch of prompts from ground-truth masks.
 
     Args:
@@ -146,6 +178,8 @@ def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
             (evaluation, e.g. :func:`case_rng`).
         fovs: ``B×1×S×S`` field-of-view masks restricting negative points, or None.
         erode_radius: disk radius (px) of the erosion positives are drawn from; 0 = none.
+        sampling: ``uniform`` (from the eroded mask) or ``density`` (SAM2LoRA's region,
+            :func:`density_candidates`; ``erode_radius`` is not used then).
 
     Returns:
         The batched prompt dict (see the module docstring), or None when ``spec`` asks for
@@ -162,8 +196,10 @@ def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
         raise ValueError(f"got {len(rngs)} generators for {len(maps)} masks")
     if erode_radius < 0:
         raise ValueError(f"erode_radius must be >= 0, got {erode_radius}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"prompts.sampling: {sampling!r} is not one of {list(SAMPLINGS)}")
     per_image = [_sample_one(m, None if fov_maps is None else fov_maps[i], spec, rngs[i],
-                             erode_radius) for i, m in enumerate(maps)]
+                             erode_radius, sampling) for i, m in enumerate(maps)]
     n = max(len(lab) for _, lab, _ in per_image)
     points = torch.zeros(len(maps), n, 2, dtype=torch.float32)
     labels = torch.full((len(maps), n), PAD_LABEL, dtype=torch.int64)

@@ -41,6 +41,7 @@ class PromptSettings:
     eval_modes: tuple[str, ...] = ("none",)
     eval_seed: int = 0
     erode_radius: int = 1
+    sampling: str = "uniform"  # or "density" (SAM2LoRA's code; models.prompts)
 
 
 def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
@@ -63,6 +64,7 @@ def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
         eval_modes=tuple(str(m) for m in block.get("eval_modes", defaults.eval_modes)),
         eval_seed=int(block.get("eval_seed", defaults.eval_seed)),
         erode_radius=int(block.get("erode_radius", defaults.erode_radius)),
+        sampling=str(block.get("sampling", defaults.sampling)),
     )
     bad = [m for m in s.eval_modes if m not in EVAL_MODES]
     if bad:
@@ -95,7 +97,8 @@ def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> 
     spec = PromptSpec(positive=settings.train_points)
 
     def sample(batch: Mapping[str, Any]) -> Prompts | None:
-        return sample_prompts(batch["mask"], spec, rng, erode_radius=settings.erode_radius)
+        return sample_prompts(batch["mask"], spec, rng, erode_radius=settings.erode_radius,
+                              sampling=settings.sampling)
 
     return sample
 
@@ -135,4 +138,4 @@ def evaluation_prompts(batch: Mapping[str, Any], mode: str,
         return None
     rngs = [case_rng(settings.eval_seed, case) for case in batch["case"]]
     return sample_prompts(batch["mask"], spec, rngs, fovs=batch.get("fov"),
-                          erode_radius=settings.erode_radius)
+                          erode_radius=settings.erode_radius, sampling=settings.sampling)
