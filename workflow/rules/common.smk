@@ -16,10 +16,9 @@ from samlora.study.studies import expand as expand_studies
 STUDY_ARG = config.pop("study", None)
 validate(config, schema="../schemas/params.schema.yaml")
 
-STUDIES = expand_studies(OmegaConf.create(config))
-SELECTED = (
-    str(STUDY_ARG).split(",") if STUDY_ARG else enabled_studies(OmegaConf.create(config))
-)
+_CFG = OmegaConf.create(config)
+STUDIES = expand_studies(_CFG)
+SELECTED = str(STUDY_ARG).split(",") if STUDY_ARG else enabled_studies(_CFG)
 for _name in SELECTED:
     if _name not in STUDIES:
         raise ValueError(f"--config study={_name}: unknown study; defined: {list(STUDIES)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +96,7 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
             outputs once every map is written (None: not written).
 
     Every map is written under a temporary folder first and swapped in at the end (see
-    :func:`_publish`): a killed predict leaves the previous outputs or none, never a mix.
+    :func:`publish`): a killed predict leaves the previous outputs or none, never a mix.
 
     Returns:
         The predicted case ids.
@@ -157,31 +157,34 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
                   "target": rc.get("target"), "run_name": rc.get("name"),
                   "selected": rc.get("selected"),
                   "run_hash": rc.get("run_hash"), "prompt_modes": list(settings.eval_modes)}
-        _publish(out_dir, staging / "probs", record, config)
+        publish(out_dir, staging, ("probs",), record, config)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("wrote %d probability maps to %s", len(cases), out_dir / "probs")
     return cases
 
 
-def _publish(out_dir: Path, probs: Path, record: Mapping[str, Any],
-             config: Mapping[str, Any] | None) -> None:
-    """Swap freshly written ``probs`` into ``out_dir``; ``predictions.json`` goes last.
+def publish(out_dir: Path, staging: Path, folders: Sequence[str],
+            record: Mapping[str, Any], config: Mapping[str, Any] | None,
+            stale: Sequence[str] = ()) -> None:
+    """Swap the staged ``folders`` into ``out_dir``; ``predictions.json`` goes last.
 
-    The old ``predictions.json`` (and the metrics scored from the old maps) are removed
-    before the old maps are, so at no moment does a complete-looking folder hold maps of
-    two predict runs: a reader finds either the old set, no set, or the new one.
+    The old ``predictions.json`` (and the metrics scored from the old maps, and ``stale``)
+    are removed before the old folders are, so at no moment does a complete-looking folder
+    hold maps of two predict runs: a reader finds either the old set, no set, or the new one.
+    A killed swap leaves ``.<folder>-old-<pid>`` folders, which the next predict removes.
     """
     from samlora.config import save_config
 
-    for name in (PREDICTIONS, *DERIVED):
+    for name in (PREDICTIONS, *DERIVED, *stale):
         (out_dir / name).unlink(missing_ok=True)
-    final = out_dir / "probs"
-    if final.exists():
-        old = out_dir / f".probs-old-{os.getpid()}"
-        os.replace(final, old)
-        shutil.rmtree(old)
-    os.replace(probs, final)
+    for folder in folders:
+        final = out_dir / folder
+        if final.exists():
+            old = out_dir / f".{folder}-old-{os.getpid()}"
+            os.replace(final, old)
+            shutil.rmtree(old)
+        os.replace(staging / folder, final)
     if config is not None:
         save_config(config, out_dir / "predict_config.yaml")
     write_json(out_dir / PREDICTIONS, dict(record))

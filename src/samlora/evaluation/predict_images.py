@@ -17,7 +17,6 @@ then :class:`ImagesFailedError` is raised.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,12 +28,12 @@ import torch
 from samlora.data.arrays import MAT_SUFFIXES, NIFTI_SUFFIXES
 from samlora.data.errors import ImageReadError, SizeMismatchError
 from samlora.data.io import IMAGE_SUFFIXES, mask_to_uint8, read_image, read_mask, write_png
+from samlora.evaluation.predict import PREDICTIONS, load_run, publish
 from samlora.training.progress import progress
-from samlora.utils.io import make_temp_dir, read_prob_png, write_json, write_prob_png
+from samlora.utils.io import make_temp_dir, read_prob_png, write_prob_png
 
 log = logging.getLogger(__name__)
 
-PREDICTIONS = "predictions.json"
 #: Output folders, one PNG per case in each.
 FOLDERS = ("probs", "masks", "fov")
 #: Name endings the readers know, longest first (``.tif.gz`` before ``.gz``-less ones).
@@ -147,7 +146,6 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
         ValueError: none could be read (nothing is written).
     """
     from samlora.data.transforms import resize_pad, unresize
-    from samlora.evaluation.predict import load_run
     from samlora.training.loop import pick_device
 
     images_dir, out_dir = Path(images_dir), Path(out_dir)
@@ -161,7 +159,8 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
     dev = pick_device(device)
     model, rc = load_run(Path(run_dir), Path(models_dir), dev)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob(".images-tmp-*"), *out_dir.glob(".images-old-*")]:
+    for stale in [*out_dir.glob(".images-tmp-*"),
+                  *(p for f in FOLDERS for p in out_dir.glob(f".{f}-old-*"))]:
         shutil.rmtree(stale, ignore_errors=True)  # left by a killed predict into this folder
     staging = make_temp_dir(out_dir, ".images-tmp-")
     cases: list[str] = []
@@ -200,7 +199,7 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
                   "method": rc["method"], "train_set": rc["train_set"], "seed": rc["seed"],
                   "target": rc.get("target"), "run_name": rc.get("name"),
                   "selected": rc.get("selected"), "run_hash": rc.get("run_hash")}
-        _publish(out_dir, staging, record, config)
+        publish(out_dir, staging, FOLDERS, record, config, stale=("predict_config.yaml",))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("wrote %d of %d predictions to %s", len(cases), len(files), out_dir)
@@ -211,28 +210,3 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
             f"{', …' if len(failures) > 5 else ''}); the other {len(cases)} were written, "
             f"failures listed in {out_dir / PREDICTIONS}", record)
     return record
-
-
-def _publish(out_dir: Path, staging: Path, record: Mapping[str, Any],
-             config: Mapping[str, Any] | None) -> None:
-    """Swap the staged folders into ``out_dir``; ``predictions.json`` goes last.
-
-    The old ``predictions.json`` (and metrics scored from old maps) are removed before the
-    old folders are, so a reader finds the old set, no set, or the new one, never a mix.
-    """
-    from samlora.config import save_config
-    from samlora.evaluation.predict import DERIVED
-
-    for name in (PREDICTIONS, "predict_config.yaml", *DERIVED):  # none scored these maps
-        (out_dir / name).unlink(missing_ok=True)
-    for folder in FOLDERS:
-        final = out_dir / folder
-        if final.exists():
-            old = out_dir / f".images-old-{os.getpid()}-{folder}"
-            os.replace(final, old)
-            shutil.rmtree(old)
-        os.replace(staging / folder, final)
-    if config is not None:
-        save_config(config, out_dir / "predict_config.yaml")
-    write_json(out_dir / PREDICTIONS, dict(record))
-

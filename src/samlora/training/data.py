@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
@@ -104,11 +103,9 @@ def data_digest_of(spec: RunSpec) -> str:
 
     from samlora.training.identity import data_digest
 
+    if not spec.is_union:
+        return data_digest(spec.processed(spec.train_sets[0]))
     h = hashlib.sha256()
     for member in spec.train_sets:
         h.update(member.encode() + b"\0" + data_digest(spec.processed(member)).encode())
-    return h.hexdigest() if spec.is_union else data_digest(spec.processed(spec.train_sets[0]))
-
-
-def describe(ds: Any) -> str:
-    return f"{len(ds)} case(s)"
+    return h.hexdigest()
