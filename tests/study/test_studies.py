@@ -116,3 +116,17 @@ def test_plan_refuses_studies_on_datasets_not_prepared(repo_root: Path) -> None:
     args = ["plan", "--params", str(repo_root / "params.yaml"), "--study", "topolora_rank"]
     assert main(args) == 0
     assert main([*args, "data.datasets=[stare]"]) == 2
+
+
+def test_canonical_refuses_one_name_for_two_configs(cfg) -> None:
+    """The guard itself: two specs named alike whose configs differ."""
+    from dataclasses import replace
+
+    from samlora.study.studies import canonical
+
+    spec = single_run(cfg, "topolora_sam", "drive", 0)
+    other = replace(spec, train_json=spec.train_json.replace('"epochs":50', '"epochs":7'))
+    assert other.name == spec.name and other.config_hash != spec.config_hash
+    with pytest.raises(StudyError, match="two different configs"):
+        canonical([spec, other])
+    assert list(canonical([spec, spec])) == [spec.name]  # the same run twice is one
