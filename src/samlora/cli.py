@@ -108,7 +108,8 @@ def _predict_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=Path("models/pretrained"))
 
 
-@step("evaluate", "metrics per image inside the FOV (Dice, IoU, AUC, clDice)")
+@step("evaluate", "metrics per image in each of evaluate.modes (ours: native size inside "
+      "the FOV; topolora_ref and sam2lora_ref: each paper's code)")
 def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pred", type=Path, required=True, help="folder holding probs/")
     p.add_argument("--test-set", required=True)
@@ -126,6 +127,8 @@ def _human_args(p: argparse.ArgumentParser) -> None:
 def _aggregate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", help="method every other is compared with (Wilcoxon, Holm)")
     p.add_argument("--comparisons", type=Path, help="comparisons.csv to write (with --reference)")
+    p.add_argument("--modes", nargs="+", help="evaluation modes kept (the study's "
+                   "studies.<name>.modes); default every mode of the inputs")
     p.add_argument("--inputs", type=Path, nargs="+", required=True)
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-json", type=Path, required=True)

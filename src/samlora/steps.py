@@ -185,24 +185,28 @@ def run_evaluate(cfg: DictConfig, args: argparse.Namespace) -> None:
             "test_set": args.test_set, "seed": str(pred["seed"])}
     config = select(cfg, ["evaluate"]) | meta
     modes = pred.get("prompt_modes", ["none"])
+    scoring = {"modes": [str(m) for m in cfg.evaluate.get("modes", ["native_fov"])],
+               "pixel_mm": (cfg.evaluate.get("pixel_mm") or {}).get(args.test_set)}
     if list(modes) != ["none"]:  # a prompted method: one evaluation per mode
         from samlora.evaluation.prompt_modes import evaluate_prompt_modes
 
         evaluate_prompt_modes(Path(cfg.data.processed_dir) / args.test_set, args.pred,
                               cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta, modes,
                               label=label_kind(args.test_set, pred.get("target")),
-                              config=config)
+                              config=config, eval_modes=scoring["modes"],
+                              pixel_mm=scoring["pixel_mm"])
         return
     evaluate_predictions(Path(cfg.data.processed_dir) / args.test_set, args.pred / "probs",
                          args.pred, cfg.evaluate.threshold, list(cfg.evaluate.metrics), meta,
-                         label=label_kind(args.test_set, pred.get("target")), config=config)
+                         label=label_kind(args.test_set, pred.get("target")), config=config,
+                         **scoring)
 
 
 def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.aggregate import aggregate
 
     summary = aggregate(args.inputs, args.out_csv, args.out_json,
-                        n_resamples=int(cfg.evaluate.get("bootstrap", 1000)))
+                        n_resamples=int(cfg.evaluate.get("bootstrap", 1000)), modes=args.modes)
     log.info("summary of %d rows written to %s", len(summary), args.out_csv)
     if args.comparisons is not None:
         from samlora.evaluation.aggregate import write_comparisons
@@ -210,7 +214,8 @@ def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
         if not args.reference:
             raise ValueError("aggregate: --comparisons needs --reference (the study's method "
                              "to compare with; studies.<name>.reference in params.yaml)")
-        table = write_comparisons(args.inputs, args.reference, args.comparisons)
+        table = write_comparisons(args.inputs, args.reference, args.comparisons,
+                                  modes=args.modes)
         log.info("%d paired comparisons with %s written to %s", len(table), args.reference,
                  args.comparisons)
 
@@ -223,7 +228,8 @@ def run_human(cfg: DictConfig, args: argparse.Namespace) -> None:
 
     get_dataset(args.test_set)
     table = human_per_image(Path(cfg.data.processed_dir) / args.test_set,
-                            list(cfg.evaluate.metrics), float(cfg.evaluate.threshold))
+                            list(cfg.evaluate.metrics), float(cfg.evaluate.threshold),
+                            modes=[str(m) for m in cfg.evaluate.get("modes", ["native_fov"])])
     with atomic_path(Path(args.out) / PER_IMAGE_CSV) as tmp:
         table.to_csv(tmp, index=False)
     log.info("%s: human baseline on %d test case(s)", args.test_set, len(table))

@@ -43,7 +43,8 @@ def csvs(tmp_path: Path) -> list[Path]:
 
 def test_means_and_stds_over_seeds(csvs: list[Path], tmp_path: Path) -> None:
     summary = aggregate(csvs, tmp_path / "out/summary.csv", tmp_path / "out/metrics.json")
-    assert list(summary.columns) == ["method", "train_set", "test_set", "dice_mean", "dice_std",
+    assert list(summary.columns) == ["method", "train_set", "test_set", "mode", "dice_mean",
+                                     "dice_std",
                                      "auc_mean", "auc_std", "n_seeds", "n_images",
                                      *CI_COLUMNS]
     drive = summary.set_index("test_set").loc["drive"]
@@ -94,7 +95,7 @@ def test_summary_confidence_intervals(csvs: list[Path], tmp_path: Path) -> None:
     nested = json.loads((tmp_path / "m.json").read_text())
     assert "dice_ci_low" not in nested["topo"]["drive"]["drive"]  # JSON unchanged
     plain = aggregate(csvs, tmp_path / "p.csv", tmp_path / "p.json", n_resamples=0)
-    assert list(plain.columns) == list(summary.columns[:9])
+    assert list(plain.columns) == list(summary.columns[:10])
 
 
 def test_write_comparisons(csvs: list[Path], tmp_path: Path) -> None:

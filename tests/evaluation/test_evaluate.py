@@ -33,7 +33,8 @@ def test_second_observer_as_prediction(drive_processed: Path, tmp_path: Path) ->
     _write_second_observer(drive_processed, probs)
     table = evaluate_predictions(drive_processed, probs, out, 0.5, METRICS, META)
     test = _index(drive_processed).query("split == 'test'")
-    assert list(table.columns) == ["method", "train_set", "test_set", "seed", "case", *METRICS]
+    assert list(table.columns) == ["method", "train_set", "test_set", "seed", "mode", "case",
+                                   *METRICS]
     assert list(table["case"]) == list(test["case"])  # test split only, index order
     for row, (_, idx) in zip(table.itertuples(), test.iterrows()):
         direct = compute_metrics(

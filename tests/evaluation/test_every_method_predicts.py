@@ -56,6 +56,8 @@ def test_method_trains_predicts_and_scores(repo_root: Path, drive_processed_val:
     run_evaluate(cfg, argparse.Namespace(pred=out, test_set="drive"))
 
     table = pd.read_csv(out / "metrics_per_image.csv", dtype={"seed": str, "case": str})
+    assert sorted(table["mode"].unique()) == sorted(cfg.evaluate.modes)
+    table = table[table["mode"] == "native_fov"]
     modes = list(cfg.methods[method].prompts.eval_modes) if method == "sam2lora" else ["none"]
     cases = [f"drive_{n}" for n in TEST_CASES]
     by_mode = table.groupby("prompt") if "prompt" in table else [("none", table)]

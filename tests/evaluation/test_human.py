@@ -54,7 +54,7 @@ def test_drive_second_observer_known_answer(drive_full: Path) -> None:
     assert direct["sensitivity"].mean() == pytest.approx(0.7760, abs=1e-4)
     assert direct["specificity"].mean() == pytest.approx(0.9725, abs=1e-4)
     table = human_per_image(drive_full, ["accuracy", "sensitivity", "specificity", "dice"])
-    assert list(table.columns) == [*META_COLUMNS, "case", "accuracy", "sensitivity",
+    assert list(table.columns) == [*META_COLUMNS, "mode", "case", "accuracy", "sensitivity",
                                    "specificity", "dice"]
     assert set(table["method"]) == {"human"} and set(table["test_set"]) == {"drive"}
     assert set(table["train_set"]) == {"-"} and set(table["seed"]) == {"-"}
@@ -82,7 +82,7 @@ def test_fixture_cases_and_no_second_observer(drive_processed: Path, tmp_path: P
     index["mask2"] = ""
     index.to_csv(same / "index.csv", index=False)
     empty = human_per_image(same, ["dice"])
-    assert empty.empty and list(empty.columns) == [*META_COLUMNS, "case", "dice"]
+    assert empty.empty and list(empty.columns) == [*META_COLUMNS, "mode", "case", "dice"]
 
 
 def test_confusion_counts_known_answer() -> None:

@@ -75,8 +75,12 @@ def test_every_mode_is_predicted_and_scored(prompted_run: tuple, drive_processed
     assert json.loads((out / "predictions.json").read_text())["prompt_modes"] == MODES
     run_evaluate(cfg, argparse.Namespace(pred=out, test_set="drive"))
     table = pd.read_csv(out / "metrics_per_image.csv", dtype={"seed": str})
-    assert list(table.columns[:6]) == ["method", "train_set", "test_set", "seed", "prompt", "case"]
-    assert sorted(table["prompt"].unique()) == sorted(MODES) and len(table) == 9
+    assert list(table.columns[:7]) == ["method", "train_set", "test_set", "seed", "prompt",
+                                       "mode", "case"]
+    n_eval = len(cfg.evaluate.modes)
+    assert sorted(table["prompt"].unique()) == sorted(MODES) and len(table) == 9 * n_eval
+    assert sorted(table["mode"].unique()) == sorted(cfg.evaluate.modes)
+    table = table[table["mode"] == "native_fov"]
     summary = json.loads((out / "metrics.json").read_text())
     assert set(summary["prompts"]) == set(MODES)
     none = table[table["prompt"] == "none"]
@@ -131,7 +135,7 @@ def test_aggregate_keeps_prompt_free_and_prompted_rows_apart(tmp_path: Path) -> 
     paths = [tmp_path / "free.csv", tmp_path / "prompted.csv"]
     assert read_per_image(paths)["prompt"].tolist() == ["none"] * 4 + ["box"] * 2
     summary = aggregate(paths, tmp_path / "summary.csv", tmp_path / "metrics.json")
-    assert list(summary.columns[:4]) == ["method", "train_set", "test_set", "prompt"]
+    assert list(summary.columns[:5]) == ["method", "train_set", "test_set", "mode", "prompt"]
     by = summary.set_index(["method", "prompt"])["dice_mean"]
     assert by[("topolora_sam", "none")] == pytest.approx(0.7)
     assert by[("sam2lora", "none")] == pytest.approx(0.6)

@@ -36,7 +36,7 @@ def _table_html(nb_path: Path) -> str:
     """The HTML output of the executed notebook's main-table cell."""
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"
-             and "main_table(" in "".join(c["source"])]
+             and "table = main_table(" in "".join(c["source"])]
     assert len(cells) == 1
     outs = [o for o in cells[0]["outputs"] if "text/html" in o.get("data", {})]
     assert len(outs) == 1

@@ -56,3 +56,40 @@ def test_format_mean_std() -> None:
     assert format_mean_std(0.5, 0.25) == "0.500 ± 0.250"
     assert format_mean_std(float("nan"), 0.1) == "–"
     assert format_mean_std(0.5, math.nan, decimals=1) == "0.5"
+
+
+def _moded(summary: pd.DataFrame) -> pd.DataFrame:
+    """The fixture in two evaluation modes: ours, and a paper's with other values and F1."""
+    ours = summary.assign(mode="native_fov")
+    theirs = summary.assign(mode="sam2lora_ref", dice_mean=summary["dice_mean"] - 0.1,
+                            f1_mean=summary["dice_mean"] - 0.1, f1_std=float("nan"),
+                            cldice_mean=float("nan"))
+    return pd.concat([ours, theirs], ignore_index=True)
+
+
+def test_main_table_shows_one_evaluation_mode(summary: pd.DataFrame) -> None:
+    both = _moded(summary)
+    ours = main_table(both)
+    assert len(ours) == 3 and "F1" not in ours.columns  # ours: no F1 value there
+    assert ours.loc[("topolora_sam", "drive", "drive"), "Dice"] == "0.812 ± 0.004"
+    theirs = main_table(both, mode="sam2lora_ref")
+    assert theirs.loc[("topolora_sam", "drive", "drive"), "F1"] == "0.712"
+    assert "clDice" not in theirs.columns
+    every = main_table(both, mode=None)
+    assert "Mode" in every.index.names and len(every) == 6
+
+
+def test_mode_table_is_the_difference_the_mode_makes(summary: pd.DataFrame) -> None:
+    from samlora.reporting.tables import mode_table
+
+    table = mode_table(_moded(summary), test_set="chase_db1")
+    assert table.attrs["run"] == "topolora_sam/drive/chase_db1"
+    assert list(table.columns) == ["native_fov", "sam2lora_ref", "Δ sam2lora_ref"]
+    assert table.loc["Dice", "native_fov"] == pytest.approx(0.65)
+    assert table.loc["Dice", "Δ sam2lora_ref"] == pytest.approx(-0.1)
+    assert table.loc["IoU", "Δ sam2lora_ref"] == pytest.approx(0.0)
+    assert math.isnan(table.loc["clDice", "sam2lora_ref"])
+    with pytest.raises(ValueError, match="no summary row"):
+        mode_table(_moded(summary), method="nope")
+    with pytest.raises(ValueError, match="no 'mode' column"):
+        mode_table(summary)

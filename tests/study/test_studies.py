@@ -130,3 +130,19 @@ def test_canonical_refuses_one_name_for_two_configs(cfg) -> None:
     with pytest.raises(StudyError, match="two different configs"):
         canonical([spec, other])
     assert list(canonical([spec, spec])) == [spec.name]  # the same run twice is one
+
+
+def test_a_study_reports_ours_and_its_paper_s_evaluation_modes(cfg) -> None:
+    studies = expand(cfg)
+    by_paper = {s.paper: s.modes for s in studies.values()}
+    assert by_paper["TopoLoRA-SAM"] == ("native_fov", "topolora_ref")
+    assert by_paper["SAM2LoRA"] == ("native_fov", "sam2lora_ref")
+    assert by_paper["samlora"] == ("native_fov", "topolora_ref", "sam2lora_ref")
+    picked = _with(cfg, only={**OmegaConf.to_container(cfg.studies.topolora_benchmark),
+                              "modes": ["sam2lora_ref"]})
+    assert expand(picked, ["only"])["only"].modes == ("sam2lora_ref",)
+    narrow = OmegaConf.merge(picked, {"evaluate": {"modes": ["native_fov"]}})
+    with pytest.raises(StudyError, match=r"studies\.only\.modes.*add \['sam2lora_ref'\]"):
+        expand(narrow, ["only"])
+    # a study defaults to what evaluate.modes computes
+    assert expand(narrow, ["topolora_benchmark"])["topolora_benchmark"].modes == ("native_fov",)

@@ -60,6 +60,21 @@ def test_evaluation_prompts_follow_the_case_not_the_batch() -> None:
     assert not torch.equal(pair["points"][0], pair["points"][1])  # cases c0 and c1
 
 
+def test_reference_negatives_off_makes_5pt1neg_five_positives() -> None:
+    """SAM2LoRA's code: num_neg_points defaults to 0, so "5pt+1neg" draws no negative."""
+    ours = PromptSettings(eval_modes=("none", "5pt1neg"), eval_seed=3)
+    theirs = prompt_settings({"prompts": {"eval_modes": ["none", "5pt1neg"], "eval_seed": 3,
+                                          "negatives": False}})
+    with_neg = evaluation_prompts(_batch(), "5pt1neg", ours)
+    without = evaluation_prompts(_batch(), "5pt1neg", theirs)
+    assert (with_neg["point_labels"] == 0).sum(dim=1).tolist() == [1, 1]
+    assert without["point_labels"].shape == (2, 5) and (without["point_labels"] == 1).all()
+    five = evaluation_prompts(_batch(), "5pt", ours)
+    assert torch.equal(without["points"], five["points"])  # the same positives as 5pt
+    with pytest.raises(ValueError, match="prompts.negatives must be true or false"):
+        prompt_settings({"prompts": {"negatives": "no"}})
+
+
 class _Recorder(torch.nn.Module):
     """Records which forward was called; logits from a single weight."""
 

@@ -18,6 +18,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -149,7 +150,7 @@ def _notebook_table_html(nb_path: Path) -> str:
     """The HTML output of the executed notebook's main-table cell."""
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     cells = [c for c in nb["cells"] if c["cell_type"] == "code"
-             and "main_table(" in "".join(c["source"])]
+             and "table = main_table(" in "".join(c["source"])]
     assert len(cells) == 1, "expected one code cell building the main table"
     outs = [o for o in cells[0]["outputs"] if "text/html" in o.get("data", {})]
     assert len(outs) == 1, cells[0]["outputs"]
@@ -179,14 +180,21 @@ def _check_cell(cell: str, mean: float, std: float, where: str) -> int | None:
 def _check_table(rows: list[dict[str, str]], summary: pd.DataFrame, what: str) -> None:
     """Every row of a results table is the summary row of its method × train × test set, in
     the summary's order, and every cell its mean (± std) at one precision of >= 3 digits."""
-    assert rows and all(set(r) == {*TABLE_INDEX, *TABLE_METRICS} for r in rows), (
+    from samlora.reporting.tables import METRIC_LABELS
+
+    labels = {label: metric for metric, label in METRIC_LABELS.items()}
+    shown = {label: labels[label] for label in rows[0] if label not in TABLE_INDEX} if rows else {}
+    # every metric of our mode is a column (the study evaluates all of them)
+    assert rows and set(TABLE_METRICS) <= set(shown) and all(
+        set(r) == {*TABLE_INDEX, *shown} for r in rows), (
         f"{what}: columns {[list(r) for r in rows[:1]]}")
+    assert "Betti-0 error" in shown and "ECE" in shown and "F1" not in shown, what
     keys = [tuple(r[k] for k in TABLE_INDEX) for r in rows]
     assert keys == list(summary[["method", "train_set", "test_set"]].itertuples(
         index=False, name=None)), f"{what}: rows {keys}"
     digits = set()
     for row, (_, srow) in zip(rows, summary.iterrows()):
-        for label, metric in TABLE_METRICS.items():
+        for label, metric in shown.items():
             digits.add(_check_cell(row[label], float(srow[f"{metric}_mean"]),
                                    float(srow[f"{metric}_std"]),
                                    f"{what} {'/'.join(row[k] for k in TABLE_INDEX)} {label}"))
@@ -211,12 +219,25 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
 
     summary = pd.read_csv(w / f"results/{STUDY}/summary.csv",
                           dtype={"method": str, "train_set": str, "test_set": str})
-    # one row per method and test set, and the human row (the second annotator) per test set
+    # one row per method, test set and evaluation mode (the smoke study is samlora's own:
+    # ours and both papers'), and the human row (the second annotator) per test set in
+    # each mode but SAM2LoRA's, whose reference is the union of both annotators
+    modes = ["native_fov", "topolora_ref", "sam2lora_ref"]
+    assert summary.groupby("method")["mode"].apply(sorted).to_dict() == {
+        **{m: sorted(modes * len(TEST_SETS)) for m in METHODS},
+        "human": sorted(["native_fov", "topolora_ref"] * len(TEST_SETS))}
+    for mode in modes[1:]:  # each paper's mode has its own numbers, not a copy of ours
+        theirs = summary[(summary["mode"] == mode) & (summary["method"] == METHODS[0])]
+        ours = summary[(summary["mode"] == "native_fov") & (summary["method"] == METHODS[0])]
+        assert not np.allclose(theirs["dice_mean"], ours["dice_mean"]), mode
+    all_modes = summary
+    summary = summary[summary["mode"] == "native_fov"]
     assert len(summary) == (len(METHODS) + 1) * len(TEST_SETS)
     human = summary[summary["method"] == "human"].set_index("test_set")
     assert sorted(human.index) == sorted(TEST_SETS) and set(human["train_set"]) == {"-"}
     for test_set in TEST_SETS:
         rows = pd.read_csv(w / f"results/human/{test_set}/metrics_per_image.csv")
+        rows = rows[rows["mode"] == "native_fov"]
         assert human.loc[test_set, "dice_mean"] == pytest.approx(rows["dice"].mean())
         assert 0.7 < rows["dice"].mean() < 0.85, test_set  # inter-observer agreement
     comparisons = pd.read_csv(w / f"results/{STUDY}/comparisons.csv")
@@ -233,6 +254,8 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
             res = w / f"results/runs/{method}__{TRAIN_SET}__seed{SEED}/{test_set}"
             where = f"{method}/{TRAIN_SET}/seed{SEED}/{test_set}"
             per_image = pd.read_csv(res / "metrics_per_image.csv", dtype=str)
+            assert sorted(set(per_image["mode"])) == sorted(modes), where
+            per_image = per_image[per_image["mode"] == "native_fov"]
             metrics = per_image[list(TABLE_METRICS.values())].astype(float)
             assert len(per_image) == n
             assert metrics["dice"].between(0, 1).all()
@@ -268,7 +291,14 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
         where = f"metrics.json {row['method']}.{row['train_set']}.{row['test_set']}"
         evaluated = yaml.safe_load((w / "params.yaml").read_text())["evaluate"]["metrics"]
         assert set(leaf) == {*evaluated, *(f"{m}_std" for m in evaluated),
-                             "n_seeds", "n_images"}, (where, sorted(leaf))
+                             "n_seeds", "n_images", *(f"mode_{m}" for m in modes[1:]
+                                                      if row["method"] != "human"
+                                                      or m == "topolora_ref")}, (where,
+                                                                                 sorted(leaf))
+        theirs = all_modes[(all_modes["mode"] == "topolora_ref")
+                           & (all_modes["method"] == row["method"])
+                           & (all_modes["test_set"] == row["test_set"])].iloc[0]
+        assert leaf["mode_topolora_ref"]["dice"] == pytest.approx(theirs["dice_mean"])
         for metric in TABLE_METRICS.values():
             assert leaf[metric] == pytest.approx(row[f"{metric}_mean"], rel=1e-12), (
                 where, metric)
@@ -286,6 +316,20 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     html = (reports / "main_results.html").read_text()
     assert _html_table(html) == shown
     assert "<img" in html
+    # each paper's mode as its own table, and what the mode alone changes for one run
+    for mode in modes[1:]:
+        theirs = pd.read_csv(reports / f"tables/main_results_{mode}.csv", dtype=str)
+        assert len(theirs) == len(all_modes[all_modes["mode"] == mode]), mode
+    vs = pd.read_csv(reports / "tables/mode_vs_mode.csv").set_index("Metric")
+    assert list(vs.columns) == [*modes, *(f"Δ {m}" for m in modes[1:])]
+    first = all_modes[(all_modes["method"] != "human")].iloc[0]
+    mine = all_modes[(all_modes["method"] == first["method"])
+                     & (all_modes["test_set"] == first["test_set"])].set_index("mode")
+    assert vs.loc["Dice", "topolora_ref"] == pytest.approx(mine.loc["topolora_ref", "dice_mean"],
+                                                           abs=1e-3)
+    assert vs.loc["Dice", "Δ sam2lora_ref"] == pytest.approx(
+        mine.loc["sam2lora_ref", "dice_mean"] - mine.loc["native_fov", "dice_mean"], abs=2e-3)
+    assert "Δ topolora_ref" in html
     index = (w / "reports/index.html").read_text()
     assert f'href="{STUDY}/main_results.html"' in index
 

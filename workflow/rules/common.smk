@@ -90,7 +90,7 @@ def predict_params(wildcards):
 
 
 def evaluate_params(wildcards):
-    return tracked("evaluate.threshold", "evaluate.metrics")
+    return tracked("evaluate.threshold", "evaluate.metrics", "evaluate.modes", "evaluate.pixel_mm")
 
 
 def result_dir(spec, test_set):

@@ -1,5 +1,5 @@
-# Evaluation: predict each test set at native resolution, score inside the FOV, aggregate
-# per study.
+# Evaluation: predict each test set at native resolution, score it in every evaluate.modes
+# (ours inside the FOV, and each paper's way), aggregate per study in the study's modes.
 
 
 rule predict_test_set:
@@ -61,13 +61,14 @@ rule aggregate_study:
         comparisons="results/{study}/comparisons.csv",
     params:
         reference=lambda wildcards: STUDIES[wildcards.study].reference,
+        modes=lambda wildcards: " ".join(STUDIES[wildcards.study].modes),
         tracked=lambda wildcards: tracked("evaluate.bootstrap"),
     log:
         "logs/aggregate_study/{study}.log",
     shell:
         "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
         "--out-csv {output.csv} --out-json {output.json} --reference '{params.reference}' "
-        "--comparisons {output.comparisons} > {log} 2>&1"
+        "--comparisons {output.comparisons} --modes {params.modes} > {log} 2>&1"
 
 
 rule collect_metrics:

@@ -25,8 +25,16 @@ from pathlib import Path
 import pandas as pd
 
 from samlora.evaluation.evaluate import META_COLUMNS
+from samlora.evaluation.modes import (
+    DEFAULT_MODE,
+    MODE_COLUMN,
+    MODES,
+    POOL_COLUMN,
+    decode_pool,
+    pooled_values,
+)
 from samlora.evaluation.prompt_modes import NO_PROMPT, PROMPT_COLUMN
-from samlora.evaluation.stats import bootstrap_ci, paired_comparisons
+from samlora.evaluation.stats import bootstrap_ci, paired_comparisons, pooled_bootstrap_ci
 from samlora.utils.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -61,13 +69,18 @@ def expand_paths(paths: str | Path | Sequence[str | Path]) -> list[Path]:
 
 def metric_columns(per_image: pd.DataFrame) -> list[str]:
     """Numeric columns that are not run identity or case: the metrics, in file order."""
-    return [c for c in per_image.columns if c not in (*_ID_COLUMNS, PROMPT_COLUMN)
+    return [c for c in per_image.columns if c not in (*_ID_COLUMNS, *_LABEL_COLUMNS)
             and pd.api.types.is_numeric_dtype(per_image[c])]
 
 
+#: String columns that are neither identity nor metric.
+_LABEL_COLUMNS = (MODE_COLUMN, PROMPT_COLUMN, POOL_COLUMN)
+
+
 def _with_prompt(columns: Sequence[str], per_image: pd.DataFrame) -> list[str]:
-    """``columns`` plus the prompt column when the table has one (prompted methods)."""
-    return [*columns, PROMPT_COLUMN] if PROMPT_COLUMN in per_image.columns else list(columns)
+    """``columns`` plus the evaluation-mode column and the prompt column, where the table
+    has them (every table read by :func:`read_per_image` has ``mode``)."""
+    return [*columns, *(c for c in (MODE_COLUMN, PROMPT_COLUMN) if c in per_image.columns)]
 
 
 def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
@@ -89,19 +102,26 @@ def read_per_image(paths: str | Path | Sequence[str | Path]) -> pd.DataFrame:
         raise ValueError("no per-image metrics files given")
     frames = []
     for path in files:
-        frame = pd.read_csv(path, dtype={c: str for c in (*_ID_COLUMNS, PROMPT_COLUMN)},
+        frame = pd.read_csv(path, dtype={c: str for c in (*_ID_COLUMNS, *_LABEL_COLUMNS)},
                             keep_default_na=True)
         missing = [c for c in _ID_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{path} lacks column(s) {missing}")
         if frame.empty:  # every test case unscored: keep the metric columns numeric
             frame = frame.astype({c: float for c in frame.columns
-                                  if c not in (*_ID_COLUMNS, PROMPT_COLUMN)})
+                                  if c not in (*_ID_COLUMNS, *_LABEL_COLUMNS)})
+        if MODE_COLUMN not in frame.columns:  # written before evaluation modes existed
+            frame.insert(frame.columns.get_loc("case"), MODE_COLUMN, DEFAULT_MODE)
         frames.append(frame)
     filled = [f for f in frames if not f.empty]
     table = pd.concat(filled or frames[:1], ignore_index=True)
     if PROMPT_COLUMN in table.columns:
         table[PROMPT_COLUMN] = table[PROMPT_COLUMN].fillna(NO_PROMPT)
+    table[MODE_COLUMN] = table[MODE_COLUMN].fillna(DEFAULT_MODE)
+    unknown = sorted(set(table[MODE_COLUMN]) - set(MODES))
+    if unknown:
+        raise ValueError(f"per-image tables name unknown evaluation mode(s) {unknown}; "
+                         f"known: {list(MODES)}")
     ids = _with_prompt(_ID_COLUMNS, table)
     dup = table.duplicated(ids, keep=False)
     if dup.any():
@@ -116,6 +136,7 @@ def summarize_runs(per_image: pd.DataFrame) -> pd.DataFrame:
     metrics = metric_columns(per_image)
     keys = _with_prompt(GROUP_COLUMNS, per_image)
     per_seed = per_image.groupby([*keys, "seed"], sort=True)[metrics].mean()
+    per_seed = _pool_per_seed(per_image, per_seed, keys)
     counts = per_image.groupby([*keys, "seed"], sort=True)["case"].nunique()
     for key, group in counts.groupby(level=keys):
         if group.nunique() > 1:
@@ -126,6 +147,22 @@ def summarize_runs(per_image: pd.DataFrame) -> pd.DataFrame:
     stats["n_seeds"] = per_seed.groupby(level=keys).size()
     stats["n_images"] = per_image.groupby(keys)["case"].nunique()
     return stats.reset_index()
+
+
+def _pool_per_seed(per_image: pd.DataFrame, per_seed: pd.DataFrame,
+                   keys: list[str]) -> pd.DataFrame:
+    """``per_seed`` with a pooled mode's pooled metrics replaced by each seed's value
+    pooled over its images (``pool`` sums), instead of the mean over images."""
+    for name, mode in MODES.items():
+        rows = per_image[per_image[MODE_COLUMN] == name]
+        if not mode.pooled or rows.empty or POOL_COLUMN not in rows.columns:
+            continue
+        for key, group in rows.groupby([*keys, "seed"], sort=False):
+            values = pooled_values(decode_pool(group[POOL_COLUMN]).sum(axis=0))
+            for metric in mode.pooled:
+                if metric in per_seed.columns:
+                    per_seed.loc[tuple(key), metric] = values[metric]
+    return per_seed
 
 
 def _read_json(path: Path) -> dict:
@@ -181,6 +218,8 @@ def add_unscored(summary: pd.DataFrame, unscored: pd.DataFrame) -> pd.DataFrame:
     out.loc[new, "n_seeds"] = out.loc[new, "seeds"]
     if PROMPT_COLUMN in out.columns:
         out.loc[new, PROMPT_COLUMN] = NO_PROMPT
+    if MODE_COLUMN in out.columns:
+        out.loc[new, MODE_COLUMN] = DEFAULT_MODE
     out["n_unscored"] = out["n_unscored"].fillna(0).astype(int)
     out["unscored_note"] = out["unscored_note"].fillna("")
     out[["n_seeds", "n_images"]] = out[["n_seeds", "n_images"]].astype(int)
@@ -205,8 +244,10 @@ def add_cis(summary: pd.DataFrame, per_image: pd.DataFrame, n_resamples: int = 1
     found: dict[tuple, dict[str, float]] = {}
     for key, group in per_image.groupby(_with_prompt(GROUP_COLUMNS, per_image), sort=False):
         values = {}
+        pooled = MODES[str(group[MODE_COLUMN].iloc[0])].pooled if MODE_COLUMN in group else ()
         for m in metrics:
-            values[f"{m}_ci_low"], values[f"{m}_ci_high"] = bootstrap_ci(
+            ci = pooled_bootstrap_ci if m in pooled else bootstrap_ci
+            values[f"{m}_ci_low"], values[f"{m}_ci_high"] = ci(
                 group, m, n_resamples=n_resamples, seed=seed, level=level)
         found[tuple(key)] = values
     nan_row = dict.fromkeys(ci_cols, float("nan"))
@@ -216,7 +257,8 @@ def add_cis(summary: pd.DataFrame, per_image: pd.DataFrame, n_resamples: int = 1
 
 
 def write_comparisons(per_image_csvs: str | Path | Sequence[str | Path], reference_method: str,
-                      out_csv: Path, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+                      out_csv: Path, metrics: Sequence[str] | None = None,
+                      modes: Sequence[str] | None = None) -> pd.DataFrame:
     """Paired tests of every method against ``reference_method``, written atomically.
 
     Args:
@@ -226,11 +268,12 @@ def write_comparisons(per_image_csvs: str | Path | Sequence[str | Path], referen
         out_csv: the comparison table (columns of
             :func:`~samlora.evaluation.stats.paired_comparisons`).
         metrics: metric columns to compare; default every metric of the tables.
+        modes: evaluation modes kept (None: all); methods are paired within a mode.
 
     Returns:
         The table written to ``out_csv``.
     """
-    per_image = read_per_image(per_image_csvs)
+    per_image = select_modes(read_per_image(per_image_csvs), modes)
     names = list(metrics) if metrics is not None else metric_columns(per_image)
     table = paired_comparisons(per_image, reference_method, names)
     with atomic_path(Path(out_csv)) as tmp:
@@ -252,11 +295,12 @@ def add_mode_rows(summary: pd.DataFrame) -> pd.DataFrame:
     if PROMPT_COLUMN not in summary.columns:
         return summary
     metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    groups = [*GROUP_COLUMNS, *([MODE_COLUMN] if MODE_COLUMN in summary.columns else [])]
     rows = []
-    for keys, group in summary.groupby(list(GROUP_COLUMNS), sort=False):
+    for keys, group in summary.groupby(groups, sort=False):
         if len(group) < 2:
             continue
-        row = {**dict(zip(GROUP_COLUMNS, keys)), PROMPT_COLUMN: ALL_MODES}
+        row = {**dict(zip(groups, keys)), PROMPT_COLUMN: ALL_MODES}
         for m in metrics:
             values = group[f"{m}_mean"].astype(float)
             row[f"{m}_mean"], row[f"{m}_std"] = values.mean(), values.std(ddof=1)
@@ -272,13 +316,23 @@ def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
 
     DVC flattens this to keys such as ``topolora_sam.drive.chase_db1.dice``; nan is None.
     A prompted mode's leaf sits inside the prompt-free one as ``prompt_<mode>``
-    (``sam2lora.drive.drive.prompt_box.dice``).
+    (``sam2lora.drive.drive.prompt_box.dice``); an evaluation mode other than
+    ``native_fov`` inside it as ``mode_<mode>`` (``...drive.mode_topolora_ref.dice``), its
+    prompt modes inside that. Metrics a mode lacks (no value in any of its rows) are left
+    out of its leaves.
     """
     metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    computed = {}  # per evaluation mode, the metrics it has a value of somewhere
+    if MODE_COLUMN in summary.columns:
+        for mode, rows in summary.groupby(MODE_COLUMN):
+            computed[mode] = [m for m in metrics if rows[f"{m}_mean"].notna().any()]
     out: dict[str, dict] = {}
     for row in summary.to_dict("records"):
         leaf: dict[str, float | int | None] = {}
+        eval_mode = str(row.get(MODE_COLUMN, DEFAULT_MODE))
         for m in metrics:
+            if m not in computed.get(eval_mode, metrics):
+                continue
             leaf[m] = _json_float(row[f"{m}_mean"])
             leaf[f"{m}_std"] = _json_float(row[f"{m}_std"])
         leaf["n_seeds"] = int(row["n_seeds"])
@@ -288,6 +342,8 @@ def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
             leaf["note"] = str(row["unscored_note"])
         node = out.setdefault(row["method"], {}).setdefault(row["train_set"], {}) \
             .setdefault(row["test_set"], {})
+        if eval_mode != DEFAULT_MODE:
+            node = node.setdefault(f"mode_{eval_mode}", {})
         mode = row.get(PROMPT_COLUMN, NO_PROMPT)
         if mode == NO_PROMPT:
             node.update(leaf)
@@ -301,8 +357,21 @@ def _json_float(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def select_modes(per_image: pd.DataFrame, modes: Sequence[str] | None) -> pd.DataFrame:
+    """The rows of the evaluation ``modes`` (None: all); ValueError when one is absent."""
+    if modes is None:
+        return per_image
+    missing = [m for m in modes if m not in set(per_image[MODE_COLUMN])]
+    if missing:
+        raise ValueError(f"evaluation mode(s) {missing} are not in the per-image tables "
+                         f"(they hold {sorted(set(per_image[MODE_COLUMN]))}); add them to "
+                         "evaluate.modes and evaluate again")
+    return per_image[per_image[MODE_COLUMN].isin(list(modes))].reset_index(drop=True)
+
+
 def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
-              n_resamples: int = 1000, ci_seed: int = 0, ci_level: float = 0.95) -> pd.DataFrame:
+              n_resamples: int = 1000, ci_seed: int = 0, ci_level: float = 0.95,
+              modes: Sequence[str] | None = None) -> pd.DataFrame:
     """Summarise per-image metrics over images, then over seeds, and write them atomically.
 
     For each (method, train_set, test_set) and each metric: the mean over images is taken
@@ -321,12 +390,14 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
     ``<metric>_ci_low, <metric>_ci_high`` per metric (see :func:`add_cis`: a bootstrap
     interval of ``<metric>_mean`` with ``n_resamples`` replicates, random seed
     ``ci_seed``, coverage ``ci_level``); ``n_resamples=0`` leaves them out. They are not
-    in ``out_json``.
+    in ``out_json``. ``modes`` keeps only those evaluation modes (a study's
+    ``studies.<name>.modes``); a row per mode otherwise. A pooled mode's pooled metrics
+    are pooled over each seed's images, then averaged over seeds.
 
     Returns:
         The summary table written to ``out_csv``.
     """
-    per_image = read_per_image(per_image_csvs)
+    per_image = select_modes(read_per_image(per_image_csvs), modes)
     summary = add_unscored(summarize_runs(per_image), read_unscored(per_image_csvs))
     summary = add_mode_rows(summary)
     if n_resamples > 0:

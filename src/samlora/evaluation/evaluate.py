@@ -22,7 +22,20 @@ import pandas as pd
 from PIL import Image
 
 from samlora.data.datasets import select_label
-from samlora.evaluation.metrics import check_metric_names, compute_metrics
+from samlora.evaluation.metrics import check_metric_names
+from samlora.evaluation.modes import (
+    DEFAULT_MODE,
+    MODE_COLUMN,
+    MODES,
+    POOL_COLUMN,
+    CaseContext,
+    EvalMode,
+    decode_pool,
+    get_modes,
+    metric_union,
+    pooled_values,
+    score,
+)
 from samlora.utils.io import atomic_path, read_prob_png, write_json
 
 log = logging.getLogger(__name__)
@@ -111,6 +124,11 @@ def _prob_paths(cases: Sequence[str], probs_dir: Path) -> list[Path]:
     return paths
 
 
+def _read_native(processed_dir: Path, row: Mapping[str, str], column: str) -> np.ndarray:
+    """The native-size mask of ``column`` (``native_<column>`` where prepared resized)."""
+    return read_mask_png(processed_dir / (row.get(f"native_{column}") or row[column]))
+
+
 def _evaluate_case(
     row: Mapping[str, str],
     processed_dir: Path,
@@ -118,11 +136,14 @@ def _evaluate_case(
     threshold: float,
     metrics: Sequence[str],
     column: str = "mask",
-) -> dict[str, float]:
-    """Metrics of one test case; ValueError naming the file on a size mismatch.
+    modes: Sequence[EvalMode] = (MODES[DEFAULT_MODE],),
+    ctx: CaseContext | None = None,
+) -> list[dict[str, float | str]]:
+    """Metrics of one test case in each mode; ValueError naming the file on a size mismatch.
 
     Where the dataset was prepared at another resolution, the native-size label and FOV
-    (``native_<column>``, ``native_fov``) are used: predictions are at native size.
+    (``native_<column>``, ``native_fov``) are used: predictions are at native size. The
+    second annotator (``mask2``) is read for a mode whose reference is the union.
     """
     mask_path = processed_dir / (row.get(f"native_{column}") or row[column])
     gt = read_mask_png(mask_path)
@@ -134,12 +155,49 @@ def _evaluate_case(
         )
     fov = None
     if row["fov"]:
-        fov_path = processed_dir / (row.get("native_fov") or row["fov"])
-        fov = read_mask_png(fov_path)
+        fov = _read_native(processed_dir, row, "fov")
         if fov.shape != gt.shape:
             raise ValueError(
-                f"FOV mask {fov_path} is {fov.shape} but mask {mask_path} is {gt.shape}")
-    return compute_metrics(prob, gt, fov, threshold=threshold, names=metrics)
+                f"FOV mask {processed_dir / row['fov']} is {fov.shape} but mask {mask_path} "
+                f"is {gt.shape}")
+    gt2 = None
+    if column == "mask" and row.get("mask2") and any(m.union for m in modes):
+        gt2 = _read_native(processed_dir, row, "mask2")
+        if gt2.shape != gt.shape:
+            raise ValueError(f"second-observer mask of case {row['case']} in {processed_dir} "
+                             f"is {gt2.shape} but its reference is {gt.shape}")
+    ctx = ctx or CaseContext(dataset=processed_dir.name, index=0, n_cases=1)
+    return [score(mode, prob, gt, fov, gt2, ctx, metrics, threshold) for mode in modes]
+
+
+def dataset_id(processed_dir: Path) -> str:
+    """The registry id of a prepared folder (``dataset.json``'s ``id``), else its name."""
+    info_path = Path(processed_dir) / "dataset.json"
+    if info_path.is_file():
+        try:
+            found = json.loads(info_path.read_text()).get("id")
+        except (json.JSONDecodeError, AttributeError):
+            found = None
+        if found:
+            return str(found)
+    return Path(processed_dir).name
+
+
+def is_vessel_dataset(dataset: str) -> bool:
+    """Whether ``dataset`` is a registered vessel dataset (TopoLoRA-SAM scores clDice there)."""
+    from samlora.data.registry import dataset_ids, get_dataset
+
+    return dataset in dataset_ids() and get_dataset(dataset).task == "vessel"
+
+
+def case_contexts(processed_dir: Path, n_cases: int, seed: object,
+                  pixel_mm: float | None) -> list[CaseContext]:
+    """The :class:`CaseContext` of each of ``n_cases`` test cases, in test order."""
+    dataset = dataset_id(processed_dir)
+    vessel = is_vessel_dataset(dataset)
+    seed_int = int(seed) if str(seed).isdigit() else 0
+    return [CaseContext(dataset, i, n_cases, seed_int, vessel, pixel_mm)
+            for i in range(n_cases)]
 
 
 def summarize(per_image: pd.DataFrame, metrics: Sequence[str]) -> dict[str, object]:
@@ -159,6 +217,31 @@ def summarize(per_image: pd.DataFrame, metrics: Sequence[str]) -> dict[str, obje
     return out
 
 
+def summarize_modes(table: pd.DataFrame, configured: Sequence[str]) -> dict[str, object]:
+    """:func:`summarize` of each evaluation mode of a per-image table: the first mode's at
+    the top level (``native_fov`` where present), every mode's under ``modes``.
+
+    A pooled mode's pooled metrics (``topolora_ref``'s Dice, IoU, precision, recall, ECE)
+    have as ``mean`` the value pooled over every test pixel, marked ``"pooled": true``.
+    """
+    if MODE_COLUMN not in table.columns:
+        return summarize(table, configured)
+    names = list(dict.fromkeys(table[MODE_COLUMN])) or [DEFAULT_MODE]
+    per_mode: dict[str, object] = {}
+    for name in names:
+        mode = MODES[name]
+        rows = table[table[MODE_COLUMN] == name]
+        summary = summarize(rows, mode.metric_names(configured))
+        if mode.pooled and len(rows):
+            pooled = pooled_values(decode_pool(rows[POOL_COLUMN]).sum(axis=0))
+            for metric in mode.pooled:
+                summary[metric] = {**summary[metric], "mean": _json_float(pooled[metric]),
+                                   "pooled": True}
+        per_mode[name] = summary
+    first = DEFAULT_MODE if DEFAULT_MODE in per_mode else names[0]
+    return {**per_mode[first], "modes": per_mode}
+
+
 def _json_float(x: float) -> float | None:
     """A float for JSON: nan/inf become None (JSON has no nan; DVC would choke on it)."""
     x = float(x)
@@ -176,6 +259,8 @@ def evaluate_predictions(
     workers: int | None = None,
     label: str | None = None,
     config: Mapping[str, Any] | None = None,
+    modes: Sequence[str] = (DEFAULT_MODE,),
+    pixel_mm: float | None = None,
 ) -> pd.DataFrame:
     """Evaluate every test case of a prepared dataset against its predicted probabilities.
 
@@ -195,9 +280,13 @@ def evaluate_predictions(
             counted (``unscored``, ``unscored_cases``, ``note``) in ``metrics.json``.
         config: the step's resolved config, written as ``evaluate_config.yaml`` with the
             outputs (None: not written).
+        modes: evaluation modes (:mod:`samlora.evaluation.modes`), each scored on every
+            case; ``metrics`` are those of ``native_fov``, the others have their own.
+        pixel_mm: the test set's pixel size for the ``_mm`` metrics (None: nan).
 
     Returns:
-        The per-image table: meta columns, ``case``, then one column per metric.
+        The per-image table: meta columns, ``mode``, ``case``, then one column per metric
+        of any mode (nan where a mode lacks it), then ``pool`` when a mode pools.
 
     Raises:
         FileNotFoundError: index.csv or a prediction is missing (the message names it).
@@ -205,6 +294,7 @@ def evaluate_predictions(
     """
     processed_dir = Path(processed_dir)
     metrics = check_metric_names(metrics)
+    eval_modes = get_modes(modes)
     absent = [k for k in META_COLUMNS if k not in meta]
     if absent:
         raise ValueError(f"meta lacks {absent}; it must name {list(META_COLUMNS)}")
@@ -224,28 +314,34 @@ def evaluate_predictions(
         extra = {"unscored": len(unscored), "unscored_cases": unscored, "note": note}
     rows = cases.to_dict("records")
     n_workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(rows)))
-    log.info("evaluating %d test cases of %s with %d thread(s)", len(rows), processed_dir,
-             n_workers)
+    log.info("evaluating %d test cases of %s in mode(s) %s with %d thread(s)", len(rows),
+             processed_dir, ", ".join(m.name for m in eval_modes), n_workers)
+    contexts = case_contexts(processed_dir, len(rows), meta["seed"], pixel_mm)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         results = list(pool.map(
-            lambda rp: _evaluate_case(rp[0], processed_dir, rp[1], threshold, metrics, column),
-            zip(rows, paths),
+            lambda job: _evaluate_case(job[0], processed_dir, job[1], threshold, metrics,
+                                       column, eval_modes, job[2]),
+            zip(rows, paths, contexts),
         ))
     meta_cols = list(META_COLUMNS) + [k for k in meta if k not in META_COLUMNS]
+    names = metric_union(eval_modes, metrics)
+    tail = [POOL_COLUMN] if any(m.pooled for m in eval_modes) else []
     table = pd.DataFrame(
-        [{**{k: str(meta[k]) for k in meta_cols}, "case": row["case"], **res}
-         for row, res in zip(rows, results)],
-        columns=[*meta_cols, "case", *metrics],
+        [{**{k: str(meta[k]) for k in meta_cols}, MODE_COLUMN: mode.name, "case": row["case"],
+          **res}
+         for mode_index, mode in enumerate(eval_modes)
+         for row, per_mode in zip(rows, results) for res in [per_mode[mode_index]]],
+        columns=[*meta_cols, MODE_COLUMN, "case", *names, *tail],
     )
     if out_dir is None:
         return table
     out_dir = Path(out_dir)
-    summary = summarize(table, metrics)
+    summary = summarize_modes(table, metrics)
     run_meta = {k: str(meta[k]) for k in meta_cols}
     write_outputs(out_dir, table, {**summary, "threshold": float(threshold), "meta": run_meta,
                                    **extra}, config)
-    log.info("%s: mean %s over %d images", out_dir,
-             {m: round(float(table[m].mean()), 4) for m in metrics}, len(table))
+    log.info("%s: %s over %d images", out_dir,
+             {m: (summary.get(m) or {}).get("mean") for m in metrics}, len(rows))
     return table
 
 

@@ -15,7 +15,6 @@ always left to it.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,8 +22,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from samlora.evaluation.evaluate import META_COLUMNS, load_test_cases, read_mask_png
-from samlora.evaluation.metrics import check_metric_names, compute_metrics
+from samlora.evaluation.evaluate import (
+    META_COLUMNS,
+    case_contexts,
+    dataset_id,
+    load_test_cases,
+    read_mask_png,
+)
+from samlora.evaluation.metrics import check_metric_names
+from samlora.evaluation.modes import (
+    DEFAULT_MODE,
+    MODE_COLUMN,
+    MODES,
+    POOL_COLUMN,
+    CaseContext,
+    EvalMode,
+    get_modes,
+    metric_union,
+    score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +99,11 @@ def _read(processed_dir: Path, row: dict[str, str], column: str) -> np.ndarray:
     return read_mask_png(processed_dir / (row.get(f"native_{column}") or row[column]))
 
 
-def dataset_id(processed_dir: Path) -> str:
-    """The registry id of a prepared folder (``dataset.json``'s ``id``), else its name."""
-    info_path = Path(processed_dir) / "dataset.json"
-    if info_path.is_file():
-        try:
-            found = json.loads(info_path.read_text()).get("id")
-        except (json.JSONDecodeError, AttributeError):
-            found = None
-        if found:
-            return str(found)
-    return Path(processed_dir).name
-
-
 def human_case(processed_dir: Path, row: dict[str, str], metrics: Sequence[str],
-               threshold: float = 0.5) -> dict[str, float]:
-    """Metrics of one case's second-observer mask against its reference, inside the FOV.
+               threshold: float = 0.5, mode: EvalMode = MODES[DEFAULT_MODE],
+               ctx: CaseContext | None = None) -> dict[str, float | str]:
+    """Metrics of one case's second-observer mask against its reference in ``mode``
+    (default: inside the FOV at native size).
 
     Raises:
         ValueError: the second-observer mask or the FOV differs in size from the reference.
@@ -114,7 +119,10 @@ def human_case(processed_dir: Path, row: dict[str, str], metrics: Sequence[str],
         raise ValueError(f"{processed_dir}: case {row['case']}: FOV is {fov.shape} but the "
                          f"reference is {gt.shape}")
     prob = second.astype(np.float64)  # 0/1: the binary mask is its own probability map
-    out = compute_metrics(prob, gt, fov, threshold=threshold, names=known) if known else {}
+    ctx = ctx or CaseContext(dataset_id(processed_dir), 0, 1)
+    if mode.name != DEFAULT_MODE:
+        return score(mode, prob, gt, fov, None, ctx, metrics, threshold)
+    out = dict(score(mode, prob, gt, fov, None, ctx, known, threshold)) if known else {}
     if local:
         counts = confusion_counts(prob >= threshold, gt, fov)
         out.update({name: count_metric(name, counts) for name in local})
@@ -122,7 +130,8 @@ def human_case(processed_dir: Path, row: dict[str, str], metrics: Sequence[str],
 
 
 def human_per_image(processed_dir: Path, metrics: Sequence[str],
-                    threshold: float = 0.5) -> pd.DataFrame:
+                    threshold: float = 0.5,
+                    modes: Sequence[str] = (DEFAULT_MODE,)) -> pd.DataFrame:
     """Per-image human baseline of one prepared dataset.
 
     Args:
@@ -131,15 +140,19 @@ def human_per_image(processed_dir: Path, metrics: Sequence[str],
         metrics: metric names (those of :mod:`samlora.evaluation.metrics`, plus
             :data:`COUNT_METRICS`).
         threshold: passed to ``compute_metrics`` (any value in (0, 1] gives the mask).
+        modes: evaluation modes; a mode whose reference is the union of the annotators
+            (``sam2lora_ref``) is left out: the second observer is part of its reference.
 
     Returns:
-        Columns ``method, train_set, test_set, seed, case`` then one per metric, one row
-        per test case with both a reference and a second-observer mask (file order); no
-        rows when the dataset has no second observer.
+        Columns ``method, train_set, test_set, seed, mode, case`` then one per metric of
+        any mode (and ``pool`` for a pooled mode), one row per mode and test case with both
+        a reference and a second-observer mask (file order); no rows when the dataset has
+        no second observer.
     """
     processed_dir = Path(processed_dir)
     metrics = list(metrics)
     _split_names(metrics)  # fail early on an unknown name
+    eval_modes = [m for m in get_modes(modes) if m.scores_human]
     cases = load_test_cases(processed_dir)
     if "mask2" not in cases.columns:
         cases = cases.assign(mask2="")
@@ -148,7 +161,11 @@ def human_per_image(processed_dir: Path, metrics: Sequence[str],
         log.info("%s: no test case has a second-observer mask", processed_dir)
     meta = {"method": HUMAN_METHOD, "train_set": NO_RUN, "test_set": dataset_id(processed_dir),
             "seed": NO_RUN}
-    rows = [{**meta, "case": row["case"],
-             **human_case(processed_dir, row, metrics, threshold)}
-            for row in both.to_dict("records")]
-    return pd.DataFrame(rows, columns=[*META_COLUMNS, "case", *metrics])
+    records = both.to_dict("records")
+    contexts = case_contexts(processed_dir, len(records), 0, None)
+    rows = [{**meta, MODE_COLUMN: mode.name, "case": row["case"],
+             **human_case(processed_dir, row, metrics, threshold, mode, ctx)}
+            for mode in eval_modes for row, ctx in zip(records, contexts)]
+    tail = [POOL_COLUMN] if any(m.pooled for m in eval_modes) else []
+    return pd.DataFrame(rows, columns=[*META_COLUMNS, MODE_COLUMN, "case",
+                                       *metric_union(eval_modes, metrics), *tail])

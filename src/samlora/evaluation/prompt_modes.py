@@ -24,7 +24,7 @@ import pandas as pd
 from samlora.evaluation.evaluate import (
     evaluate_predictions,
     load_test_cases,
-    summarize,
+    summarize_modes,
     unscored_note,
     write_outputs,
 )
@@ -45,7 +45,9 @@ def mode_probs_dir(pred_dir: Path, mode: str) -> Path:
 def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
                           metrics: Sequence[str], meta: Mapping[str, str],
                           modes: Sequence[str], label: str | None = None,
-                          config: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                          config: Mapping[str, Any] | None = None,
+                          eval_modes: Sequence[str] = ("native_fov",),
+                          pixel_mm: float | None = None) -> pd.DataFrame:
     """Score every mode's probability maps and write the combined per-image table.
 
     Args:
@@ -58,6 +60,8 @@ def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
         modes: the evaluation modes; must include ``none``.
         label: label kind to score against (see ``evaluate_predictions``).
         config: the step's resolved config, written as ``evaluate_config.yaml`` on success.
+        eval_modes, pixel_mm: as for ``evaluate_predictions`` (every prompt mode is scored
+            in every evaluation mode).
 
     Returns:
         The combined per-image table (``prompt`` column after the run identity).
@@ -72,17 +76,16 @@ def evaluate_prompt_modes(processed_dir: Path, pred_dir: Path, threshold: float,
         raise ValueError(f"meta must not set '{PROMPT_COLUMN}': each mode sets it")
     tables = {mode: evaluate_predictions(processed_dir, mode_probs_dir(pred_dir, mode), None,
                                          threshold, metrics, {**meta, PROMPT_COLUMN: mode},
-                                         label=label)
+                                         label=label, modes=eval_modes, pixel_mm=pixel_mm)
               for mode in modes}
     table = pd.concat(list(tables.values()), ignore_index=True)
-    names = list(table.columns[table.columns.get_loc("case") + 1:])  # the metric columns
-    per_mode = {mode: summarize(t, names) for mode, t in tables.items()}
+    per_mode = {mode: summarize_modes(t, metrics) for mode, t in tables.items()}
     write_outputs(Path(pred_dir), table,
                   {**per_mode[NO_PROMPT], "threshold": float(threshold),
                    "meta": {k: str(v) for k, v in meta.items()}, "prompts": per_mode,
                    **_unscored(processed_dir, label)}, config)
-    log.info("%s: %s", pred_dir, {mode: round(float(t[names[0]].mean()), 4)
-                                  for mode, t in tables.items()})
+    log.info("%s: %s %s", pred_dir, metrics[0],
+             {mode: (s.get(metrics[0]) or {}).get("mean") for mode, s in per_mode.items()})
     return table
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata, wilcoxon
 
+from samlora.evaluation.modes import MODE_COLUMN, POOL_COLUMN, decode_pool, pooled_values
 from samlora.evaluation.prompt_modes import PROMPT_COLUMN
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ COMPARISON_COLUMNS = ("test_set", "method", "train_set", "reference", "reference
 
 
 def _units(per_image: pd.DataFrame) -> list[str]:
-    cols = list(UNIT_COLUMNS)
-    return [*cols, PROMPT_COLUMN] if PROMPT_COLUMN in per_image.columns else cols
+    """The unit columns, plus the evaluation mode and prompt columns where present."""
+    return [*UNIT_COLUMNS, *(c for c in (MODE_COLUMN, PROMPT_COLUMN) if c in per_image.columns)]
 
 
 def seed_case_matrix(per_image: pd.DataFrame, metric: str) -> np.ndarray:
@@ -77,6 +78,45 @@ def bootstrap_replicates(values: np.ndarray, n_resamples: int = 1000,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(picked, axis=1)
+
+
+def pooled_bootstrap_ci(per_image: pd.DataFrame, metric: str, n_resamples: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap CI of a pooled metric (``topolora_ref``'s Dice, ECE, ...).
+
+    The statistic is the mean over seeds of each seed's value pooled over its images (the
+    summary's ``<metric>_mean`` for a pooled mode); seeds and images are drawn as in
+    :func:`bootstrap_replicates`, and each replicate pools the drawn images' ``pool`` sums.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` for an empty table.
+    """
+    if per_image.empty:
+        return float("nan"), float("nan")
+    seeds = sorted(set(per_image["seed"]))
+    cases = sorted(set(per_image["case"]))
+    first = decode_pool(per_image[POOL_COLUMN].iloc[:1])
+    comp = np.zeros((len(seeds), len(cases), first.shape[1]))
+    s_idx = per_image["seed"].map({s: i for i, s in enumerate(seeds)}).to_numpy()
+    c_idx = per_image["case"].map({c: i for i, c in enumerate(cases)}).to_numpy()
+    comp[s_idx, c_idx] = decode_pool(per_image[POOL_COLUMN])
+    rng = np.random.default_rng(seed)
+    seed_draw = rng.integers(0, len(seeds), size=(n_resamples, len(seeds)))
+    image_draw = rng.integers(0, len(cases), size=(n_resamples, len(cases)))
+    weights = np.stack([np.bincount(row, minlength=len(cases)) for row in image_draw])
+    per_seed = np.empty((len(seeds), n_resamples))
+    for k in range(len(seeds)):
+        sums = weights @ comp[k]                                  # replicates × components
+        per_seed[k] = [pooled_values(row)[metric] for row in sums]
+    picked = per_seed[seed_draw, np.arange(n_resamples)[:, None]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reps = np.nanmean(picked, axis=1)
+    if not np.isfinite(reps).any():
+        return float("nan"), float("nan")
+    alpha = (1.0 - level) / 2.0
+    low, high = np.nanquantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)
 
 
 def bootstrap_ci(per_image: pd.DataFrame, metric: str, n_resamples: int = 1000,
@@ -171,10 +211,13 @@ def _seed_means(per_image: pd.DataFrame, units: list[str], metrics: list[str]) -
 
 def _reference_for(ref_units: pd.DataFrame, test_set: str, train_set: str,
                    extra: dict) -> tuple | None:
-    """The reference unit to pair with: same training set (and prompt mode) where the
-    reference has it on this test set, else its only one there (e.g. the human baseline's
-    ``-``, prompt ``none``); None if that is ambiguous or there is none."""
+    """The reference unit to pair with: same evaluation mode, and the same training set
+    (and prompt mode) where the reference has it on this test set, else its only one there
+    (e.g. the human baseline's ``-``, prompt ``none``); None if that is ambiguous or there
+    is none."""
     here = ref_units[ref_units["test_set"] == test_set]
+    if MODE_COLUMN in extra:  # numbers of two evaluation modes are never paired
+        here = here[here[MODE_COLUMN] == extra[MODE_COLUMN]]
     for key, value in extra.items():
         same_mode = here[here[key] == value]
         here = same_mode if len(same_mode) else here
@@ -231,6 +274,8 @@ def paired_comparisons(per_image: pd.DataFrame, reference_method: str,
             continue
         mine, theirs = means.loc[unit], means.loc[ref]
         for metric in metrics:
+            if not mine[metric].notna().any():  # a metric this evaluation mode lacks
+                continue
             pair = pd.concat([mine[metric], theirs[metric]], axis=1, join="inner").dropna()
             diff = (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy()
             rows.append({"test_set": info["test_set"], "method": info["method"],

@@ -175,6 +175,8 @@ def per_image_figure(per_image: pd.DataFrame, metric: str = "dice") -> Figure:
     use_style()
     if metric not in per_image.columns:
         raise KeyError(f"per-image table has no '{metric}' column")
+    if "mode" in per_image.columns:  # our evaluation mode only
+        per_image = per_image[per_image["mode"].fillna("native_fov") == "native_fov"]
     if "prompt" in per_image.columns:
         prompted = per_image["prompt"].fillna("none") != "none"
         per_image = per_image.assign(method=per_image["method"].where(

@@ -13,9 +13,17 @@ from samlora.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 #: Metric id -> column label, in table order.
-METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "auc": "AUC", "cldice": "clDice"}
+METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "auc": "AUC", "cldice": "clDice",
+                 "precision": "Precision", "sensitivity": "Sensitivity",
+                 "specificity": "Specificity", "accuracy": "Accuracy", "mcc": "MCC",
+                 "f1": "F1", "pr_auc": "PR AUC", "hd95": "HD95 (px)", "assd": "ASSD (px)",
+                 "hd95_mm": "HD95 (mm)", "assd_mm": "ASSD (mm)", "boundary_iou": "Boundary IoU",
+                 "bfscore": "BFScore", "betti0_error": "Betti-0 error",
+                 "betti1_error": "Betti-1 error", "ece": "ECE"}
 #: Index levels of :func:`main_table`.
 INDEX_LABELS = {"method": "Method", "train_set": "Train set", "test_set": "Test set"}
+#: Evaluation mode of our own numbers (:mod:`samlora.evaluation.modes`).
+OUR_MODE = "native_fov"
 
 
 def format_mean_std(mean: float, std: float, decimals: int = 3) -> str:
@@ -27,19 +35,28 @@ def format_mean_std(mean: float, std: float, decimals: int = 3) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
-def main_table(summary: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
+def _has_values(summary: pd.DataFrame, metric: str) -> bool:
+    return f"{metric}_mean" in summary.columns and summary[f"{metric}_mean"].notna().any()
+
+
+def main_table(summary: pd.DataFrame, decimals: int = 3, mode: str | None = OUR_MODE,
+               metrics: list[str] | None = None) -> pd.DataFrame:
     """The main results table: one row per method × train set × test set.
 
     Args:
         summary: table written by ``aggregate`` (``method, train_set, test_set`` and
-            ``<metric>_mean``/``<metric>_std`` columns).
+            ``<metric>_mean``/``<metric>_std`` columns, and ``mode``).
         decimals: digits after the decimal point.
+        mode: the evaluation mode whose rows are shown (None: every mode, as an index
+            level); a summary without a ``mode`` column is all ours.
+        metrics: metric ids to show (default: every metric of :data:`METRIC_LABELS` with
+            a value in the rows shown).
 
     Returns:
         String cells "mean ± std" (std over seeds) indexed by (Method, Train set,
         Test set), plus Prompt when ``summary`` has a ``prompt`` column (prompted methods),
-        columns Dice, IoU, AUC, clDice (those present in ``summary``), rows in the order
-        of ``summary``.
+        one column per metric (labels of :data:`METRIC_LABELS`), rows in the order of
+        ``summary``.
 
     Raises:
         ValueError: ``summary`` lacks the identity columns or holds no known metric.
@@ -47,10 +64,16 @@ def main_table(summary: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     missing = [c for c in INDEX_LABELS if c not in summary.columns]
     if missing:
         raise ValueError(f"summary lacks column(s) {missing}")
-    metrics = [m for m in METRIC_LABELS if f"{m}_mean" in summary.columns]
+    if "mode" in summary.columns and mode is not None:
+        summary = summary[summary["mode"] == mode].reset_index(drop=True)
+    if metrics is None:
+        metrics = [m for m in METRIC_LABELS if _has_values(summary, m)]
+    metrics = [m for m in metrics if f"{m}_mean" in summary.columns]
     if not metrics:
         raise ValueError(f"summary holds none of the metrics {list(METRIC_LABELS)}")
-    labels = {**INDEX_LABELS, **({"prompt": "Prompt"} if "prompt" in summary.columns else {})}
+    labels = {**INDEX_LABELS,
+              **({"mode": "Mode"} if "mode" in summary.columns and mode is None else {}),
+              **({"prompt": "Prompt"} if "prompt" in summary.columns else {})}
     table = pd.DataFrame(index=pd.MultiIndex.from_frame(
         summary[list(labels)].astype(str), names=list(labels.values())))
     for m in metrics:
@@ -58,6 +81,55 @@ def main_table(summary: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
         std = summary[f"{m}_std"] if f"{m}_std" in summary.columns else nan
         table[METRIC_LABELS[m]] = [format_mean_std(a, b, decimals)
                                    for a, b in zip(summary[f"{m}_mean"], std)]
+    return table
+
+
+def mode_table(summary: pd.DataFrame, method: str | None = None,
+               train_set: str | None = None, test_set: str | None = None,
+               decimals: int = 3) -> pd.DataFrame:
+    """For one run, each metric in every evaluation mode: how much the mode alone moves it.
+
+    Args:
+        summary: ``aggregate``'s table with a ``mode`` column.
+        method, train_set, test_set: the row to show; None picks the first (non-human,
+            prompt-free) one scored in the most modes.
+        decimals: digits of the values.
+
+    Returns:
+        One row per metric (label), one column per mode with its mean (as a float), and
+        ``Δ <mode>`` = that mode's value minus ours for each other mode; "–"-free: a metric
+        a mode does not compute is nan there.
+
+    Raises:
+        ValueError: no ``mode`` column, or no row matches.
+    """
+    if "mode" not in summary.columns:
+        raise ValueError("summary has no 'mode' column: aggregate it again")
+    rows = summary[summary["method"] != "human"]
+    if "prompt" in rows.columns:
+        rows = rows[rows["prompt"].fillna("none") == "none"]
+    for col, value in (("method", method), ("train_set", train_set), ("test_set", test_set)):
+        if value is not None:
+            rows = rows[rows[col] == value]
+    if rows.empty:
+        raise ValueError(f"no summary row for method={method}, train_set={train_set}, "
+                         f"test_set={test_set}")
+    keys = ["method", "train_set", "test_set"]
+    counts = rows.groupby(keys, sort=False)["mode"].nunique()
+    pick = counts.idxmax()
+    rows = rows.set_index(keys).loc[[pick]].reset_index().set_index("mode")
+    from samlora.evaluation.modes import MODES
+
+    modes = sorted(rows.index, key=lambda m: list(MODES).index(m) if m in MODES else len(MODES))
+    metrics = [m for m in METRIC_LABELS if _has_values(rows, m)]
+    table = pd.DataFrame(index=pd.Index([METRIC_LABELS[m] for m in metrics], name="Metric"))
+    for mode in modes:
+        table[mode] = [round(float(rows.loc[mode, f"{m}_mean"]), decimals) for m in metrics]
+    if OUR_MODE in modes:
+        for mode in modes:
+            if mode != OUR_MODE:
+                table[f"Δ {mode}"] = (table[mode] - table[OUR_MODE]).round(decimals)
+    table.attrs["run"] = "/".join(str(k) for k in pick)
     return table
 
 

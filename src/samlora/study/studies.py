@@ -10,7 +10,10 @@
   128]}``), and a ``train.<key>`` sets the method's own train settings. A variant's name is
   derived: ``topolora_sam-r4``, ``sam2lora-r32-alpha64``;
 - ``protocols``: ``{train: <dataset> | [<datasets>], name: <union name>, target: <label
-  kind>, sampling: proportional | balanced, test: [<datasets>]}``.
+  kind>, sampling: proportional | balanced, test: [<datasets>]}``;
+- ``modes`` (optional): the evaluation modes its summary reports, from ``evaluate.modes``;
+  default ours (``native_fov``) plus its paper's (``topolora_ref`` for TopoLoRA-SAM,
+  ``sam2lora_ref`` for SAM2LoRA, both for a study of samlora's own).
 
 A run's identity is its config (method settings, backbone, train settings, train sets,
 target, seed), not the study that asked for it: identical runs asked for by several
@@ -60,6 +63,7 @@ class Study:
     reports: tuple[str, ...]
     reference: str | None = None  # the method the others are compared with
     human: tuple[str, ...] = ()  # test sets scored for the inter-observer (human) row
+    modes: tuple[str, ...] = ("native_fov",)  # evaluation modes of its summary
 
     @property
     def methods(self) -> list[str]:
@@ -253,8 +257,33 @@ def expand(cfg: DictConfig, names: Sequence[str] | None = None) -> dict[str, Stu
                               reports=tuple(study.get("reports") or ("main_results",)),
                               reference=study.get("reference") or (chosen[0].method
                                                                    if chosen else None),
-                              human=_human_sets(runs))
+                              human=_human_sets(runs),
+                              modes=study_modes(cfg, name, study))
     return studies
+
+
+#: A paper's own evaluation mode (:mod:`samlora.evaluation.modes`).
+PAPER_MODES = {"topolora-sam": ("topolora_ref",), "sam2lora": ("sam2lora_ref",)}
+
+
+def study_modes(cfg: DictConfig, name: str, study: Mapping[str, Any]) -> tuple[str, ...]:
+    """``studies.<name>.modes``, or ours plus the paper's; each must be in evaluate.modes.
+
+    Raises:
+        StudyError: a mode that ``evaluate.modes`` does not compute.
+    """
+    computed = [str(m) for m in cfg.evaluate.get("modes", ["native_fov"])]
+    given = study.get("modes")
+    if given is not None:
+        modes = tuple(str(m) for m in given)
+        missing = [m for m in modes if m not in computed]
+        if missing or not modes:
+            raise StudyError(f"studies.{name}.modes: {list(modes)} must be evaluation modes "
+                             f"that evaluate.modes computes ({computed}); add {missing} there")
+        return modes
+    paper = str(study.get("paper", "")).lower()
+    wanted = ("native_fov", *PAPER_MODES.get(paper, ("topolora_ref", "sam2lora_ref")))
+    return tuple(m for m in wanted if m in computed) or tuple(computed[:1])
 
 
 def all_runs(studies: Mapping[str, Study]) -> dict[str, RunSpec]:

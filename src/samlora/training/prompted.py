@@ -4,11 +4,15 @@
 method. Its keys: ``train_points`` (positive points per training image, 0 = train
 prompt-free), ``eval_modes`` (evaluation modes, see :data:`samlora.models.prompts.EVAL_MODES`;
 ``none`` must be among them), ``eval_seed`` (seeds the evaluation prompts of each test case)
-and ``erode_radius`` (disk radius in px of the erosion positives are drawn from).
+and ``erode_radius`` (disk radius in px of the erosion positives are drawn from),
+``sampling`` (``uniform`` or SAM2LoRA's ``density`` region) and ``negatives`` (false: no mode
+draws a negative point, as SAM2LoRA's code, whose ``num_neg_points`` defaults to 0, so that
+its "5pt+1neg" mode is 5 positives alone).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +46,7 @@ class PromptSettings:
     eval_seed: int = 0
     erode_radius: int = 1
     sampling: str = "uniform"  # or "density" (SAM2LoRA's code; models.prompts)
+    negatives: bool = True  # False: modes draw no negative point (SAM2LoRA's code: 5pt1neg = 5pt)
 
 
 def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
@@ -65,6 +70,7 @@ def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
         eval_seed=int(block.get("eval_seed", defaults.eval_seed)),
         erode_radius=int(block.get("erode_radius", defaults.erode_radius)),
         sampling=str(block.get("sampling", defaults.sampling)),
+        negatives=_flag(block.get("negatives", defaults.negatives), "negatives"),
     )
     bad = [m for m in s.eval_modes if m not in EVAL_MODES]
     if bad:
@@ -77,6 +83,12 @@ def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
         raise ValueError(f"method prompts: train_points and erode_radius must be >= 0, got "
                          f"{s.train_points} and {s.erode_radius}")
     return s
+
+
+def _flag(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"method prompts.{key} must be true or false, got {value!r}")
+    return value
 
 
 def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> PromptFn | None:
@@ -134,6 +146,8 @@ def evaluation_prompts(batch: Mapping[str, Any], mode: str,
     depend on the batch, the run or the method.
     """
     spec = eval_spec(mode)
+    if not settings.negatives:
+        spec = dataclasses.replace(spec, negative=0)
     if spec.empty:
         return None
     rngs = [case_rng(settings.eval_seed, case) for case in batch["case"]]
