@@ -44,3 +44,4 @@ bench: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_prepare.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_methods.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_dag.py --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results.json

@@ -7,7 +7,9 @@ negatives, broken vessels and extra loops. Timed, each as the fastest of ``--rep
 
 - ``seconds``: one ``compute_metrics`` call per image with every name of ``ALL_METRICS``
   (``pixel_mm`` given), summed over the 20 images (loading the masks not included);
-- ``per_metric_seconds``: ``compute_metrics`` with that one name, summed over the images.
+- ``per_metric_seconds``: ``compute_metrics`` with that one name, summed over the images;
+- ``per_mode_seconds``: each evaluation mode of ``samlora.evaluation.modes`` (its resize
+  to the mode's geometry included; ours with every metric), summed over the images.
 
     python benchmarks/bench_metrics.py --out benchmarks/results.json [--mirror ../shared/data]
 
@@ -82,12 +84,22 @@ def main(argv: list[str] | None = None) -> int:
         for prob, gt, fov in cases:
             compute_metrics(prob, gt, fov, threshold=0.5, names=names, pixel_mm=pixel_mm)
 
+    from samlora.evaluation.modes import MODES, CaseContext, score
+
+    def run_mode(name: str) -> None:
+        for i, (prob, gt, fov) in enumerate(cases):
+            score(MODES[name], prob, gt, fov, gt, CaseContext("drive", i, len(cases),
+                                                          pixel_mm=pixel_mm),
+                  tuple(ALL_METRICS), 0.5)
+
     total = _time(lambda: run(tuple(ALL_METRICS)), args.repeats)
+    per_mode = {name: round(_time(lambda n=name: run_mode(n), args.repeats), 4)
+                for name in MODES}
     per_metric = {name: round(_time(lambda n=name: run((n,)), args.repeats), 4)
                   for name in ALL_METRICS}
     result = {"images": len(cases), "image_size": list(cases[0][1].shape),
               "repeats": args.repeats, "seconds": round(total, 4), "target_seconds": 5.0,
-              "per_metric_seconds": per_metric,
+              "per_metric_seconds": per_metric, "per_mode_seconds": per_mode,
               "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}
     print(json.dumps(result, indent=1), flush=True)
     update_json(args.out, {"metrics": result})

@@ -206,7 +206,8 @@ def run_aggregate(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.evaluation.aggregate import aggregate
 
     summary = aggregate(args.inputs, args.out_csv, args.out_json,
-                        n_resamples=int(cfg.evaluate.get("bootstrap", 1000)), modes=args.modes)
+                        n_resamples=int(cfg.evaluate.get("bootstrap", 1000)), modes=args.modes,
+                        native_metrics=list(cfg.evaluate.metrics))
     log.info("summary of %d rows written to %s", len(summary), args.out_csv)
     if args.comparisons is not None:
         from samlora.evaluation.aggregate import write_comparisons

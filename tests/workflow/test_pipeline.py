@@ -272,6 +272,13 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
             assert len(row) == 1, where
             row = row.iloc[0]
             assert (row["n_seeds"], row["n_images"]) == (1, n), where
+            # the weights it was computed from: the epoch train.select kept, from the manifest
+            from safetensors import safe_open
+
+            with safe_open(str(run / "adapter.safetensors"), framework="pt") as f:
+                kept = f.metadata()
+            assert (row["selected_by"], str(int(row["selected_epochs"]))) == (
+                kept["selected_by"], kept["selected_epoch"]), where
             for metric in TABLE_METRICS.values():
                 assert row[f"{metric}_mean"] == pytest.approx(metrics[metric].mean(),
                                                               rel=1e-9), (where, metric)

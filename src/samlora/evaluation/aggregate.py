@@ -34,6 +34,7 @@ from samlora.evaluation.modes import (
     pooled_values,
 )
 from samlora.evaluation.prompt_modes import NO_PROMPT, PROMPT_COLUMN
+from samlora.evaluation.provenance import add_selected, read_selected
 from samlora.evaluation.stats import bootstrap_ci, paired_comparisons, pooled_bootstrap_ci
 from samlora.utils.io import atomic_path, write_json
 
@@ -258,7 +259,8 @@ def add_cis(summary: pd.DataFrame, per_image: pd.DataFrame, n_resamples: int = 1
 
 def write_comparisons(per_image_csvs: str | Path | Sequence[str | Path], reference_method: str,
                       out_csv: Path, metrics: Sequence[str] | None = None,
-                      modes: Sequence[str] | None = None) -> pd.DataFrame:
+                      modes: Sequence[str] | None = None,
+              native_metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Paired tests of every method against ``reference_method``, written atomically.
 
     Args:
@@ -311,21 +313,21 @@ def add_mode_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([summary, pd.DataFrame(rows)], ignore_index=True)[summary.columns]
 
 
-def summary_to_nested(summary: pd.DataFrame) -> dict[str, dict]:
+def summary_to_nested(summary: pd.DataFrame,
+                      native_metrics: Sequence[str] | None = None) -> dict[str, dict]:
     """``{method: {train_set: {test_set: {metric: mean, metric_std: std, n_seeds, n_images}}}}``.
 
     DVC flattens this to keys such as ``topolora_sam.drive.chase_db1.dice``; nan is None.
     A prompted mode's leaf sits inside the prompt-free one as ``prompt_<mode>``
     (``sam2lora.drive.drive.prompt_box.dice``); an evaluation mode other than
     ``native_fov`` inside it as ``mode_<mode>`` (``...drive.mode_topolora_ref.dice``), its
-    prompt modes inside that. Metrics a mode lacks (no value in any of its rows) are left
-    out of its leaves.
+    prompt modes inside that. A leaf holds the metrics its mode computes: its own list for
+    a paper's mode, ``native_metrics`` (``evaluate.metrics``; default every metric of the
+    summary) for ours.
     """
     metrics = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
-    computed = {}  # per evaluation mode, the metrics it has a value of somewhere
-    if MODE_COLUMN in summary.columns:
-        for mode, rows in summary.groupby(MODE_COLUMN):
-            computed[mode] = [m for m in metrics if rows[f"{m}_mean"].notna().any()]
+    computed = {name: [m for m in mode.metric_names(native_metrics or metrics) if m in metrics]
+                for name, mode in MODES.items()}  # the metrics each mode computes
     out: dict[str, dict] = {}
     for row in summary.to_dict("records"):
         leaf: dict[str, float | int | None] = {}
@@ -371,7 +373,8 @@ def select_modes(per_image: pd.DataFrame, modes: Sequence[str] | None) -> pd.Dat
 
 def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
               n_resamples: int = 1000, ci_seed: int = 0, ci_level: float = 0.95,
-              modes: Sequence[str] | None = None) -> pd.DataFrame:
+              modes: Sequence[str] | None = None,
+              native_metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Summarise per-image metrics over images, then over seeds, and write them atomically.
 
     For each (method, train_set, test_set) and each metric: the mean over images is taken
@@ -386,13 +389,16 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
         out_json: DVC metrics file, nested as in :func:`summary_to_nested`.
 
     Where some run predicted test cases it could not score, ``out_csv`` also has
-    ``n_unscored`` and ``unscored_note`` (see :func:`add_unscored`). Last come
-    ``<metric>_ci_low, <metric>_ci_high`` per metric (see :func:`add_cis`: a bootstrap
+    ``n_unscored`` and ``unscored_note`` (see :func:`add_unscored`). Then come
+    ``selected_by, selected_epochs, selected_steps, selected_scores`` (the weights each
+    seed kept, :mod:`samlora.evaluation.provenance`) where predictions record them. Last
+    come ``<metric>_ci_low, <metric>_ci_high`` per metric (see :func:`add_cis`: a bootstrap
     interval of ``<metric>_mean`` with ``n_resamples`` replicates, random seed
     ``ci_seed``, coverage ``ci_level``); ``n_resamples=0`` leaves them out. They are not
     in ``out_json``. ``modes`` keeps only those evaluation modes (a study's
     ``studies.<name>.modes``); a row per mode otherwise. A pooled mode's pooled metrics
-    are pooled over each seed's images, then averaged over seeds.
+    are pooled over each seed's images, then averaged over seeds. ``native_metrics``:
+    ``evaluate.metrics``, the metrics of our mode in ``out_json``.
 
     Returns:
         The summary table written to ``out_csv``.
@@ -400,10 +406,11 @@ def aggregate(per_image_csvs: Sequence[Path], out_csv: Path, out_json: Path,
     per_image = select_modes(read_per_image(per_image_csvs), modes)
     summary = add_unscored(summarize_runs(per_image), read_unscored(per_image_csvs))
     summary = add_mode_rows(summary)
+    summary = add_selected(summary, read_selected(expand_paths(per_image_csvs)))
     if n_resamples > 0:
         summary = add_cis(summary, per_image, n_resamples, ci_seed, ci_level)
     with atomic_path(out_csv) as tmp:
         summary.to_csv(tmp, index=False)
-    write_json(out_json, summary_to_nested(summary))
+    write_json(out_json, summary_to_nested(summary, native_metrics))
     log.info("aggregated %d per-image rows into %d summary rows", len(per_image), len(summary))
     return summary

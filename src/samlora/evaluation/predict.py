@@ -48,7 +48,8 @@ def load_run(run_dir: Path, models_dir: Path, device: torch.device) -> tuple[Any
     model = build_run_model(rc, models_dir)
     check_manifest(manifest, model, rc, frozen_fingerprint(model), run_dir / WEIGHTS)
     load_trainable_state_dict(model, tensors)
-    rc["selected"] = {k: manifest.get(f"selected_{k}") for k in ("by", "epoch", "score")}
+    rc["selected"] = {k: manifest.get(f"selected_{k}")
+                      for k in ("by", "epoch", "step", "score")}
     return model.to(device).eval(), rc
 
 

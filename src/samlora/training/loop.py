@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,13 @@ def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
 def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
                     opt: torch.optim.Optimizer, sched: Any, rc: dict[str, Any],
                     device: torch.device, desc: str, prompt_fn: PromptFn | None = None,
-                    max_steps: int | None = None) -> float:
+                    max_steps: int | None = None,
+                    on_step: Callable[[], None] | None = None) -> float:
     """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss.
 
     ``prompt_fn`` samples each batch's training prompts (None: prompt-free). A step-based
     schedule stops the pass after ``max_steps`` optimiser steps (the run's last epoch).
+    ``on_step`` is called after every optimiser step (step-wise validation).
     """
     model.train()
     accum, clip = rc["train"]["grad_accum"], rc["train"]["grad_clip"]
@@ -120,6 +123,8 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
             sched.step()
             opt.zero_grad(set_to_none=True)
             steps += 1
+            if on_step is not None:
+                on_step()
             if max_steps is not None and steps >= max_steps:
                 break
     return total / max(seen, 1)
@@ -179,22 +184,40 @@ def train_spec(spec: RunSpec, run_dir: Path,
                                          fingerprint)
     selection = Selection.from_state(train.get("select", "val_dice"), kept)
     live = _live(run_dir, resume=start > 0)
+    every_steps = train.get("val_every_steps")
+
+    def validate_now() -> dict[str, float]:
+        return validate(model, eval_loader(val_ds, spec), loss_fn, device,
+                        training_prompts(prompting, spec.seed, None))
+
     for epoch in range(start, epochs):
         train_ds.set_epoch(epoch)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"]}
+        checks: list[dict[str, float]] = []
+        on_step = None
+        if every_steps and val_ds is not None:
+            on_step = _step_validation(epoch, int(every_steps), total, sched, selection,
+                                       validate_now, model, checks)
         row["train_loss"] = train_one_epoch(model, train_loader(train_ds, spec, epoch), loss_fn,
                                             opt, sched, rc, device,
                                             f"epoch {epoch + 1}/{epochs}",
                                             training_prompts(prompting, spec.seed, epoch),
-                                            max_steps=total - sched.last_epoch)
-        if val_ds is not None and validation_due(epoch, epochs, train.get("val_every", 1)):
-            row.update(validate(model, eval_loader(val_ds, spec), loss_fn, device,
-                                training_prompts(prompting, spec.seed, None)))
-        if selection.offer(row, lambda: trainable_state_dict(model)):
+                                            max_steps=total - sched.last_epoch, on_step=on_step)
+        if checks:  # the epoch's row carries its last step-wise validation, and all of them
+            row.update({k: v for k, v in checks[-1].items() if k != "epoch"})
+            row["checks"] = checks
+        elif (not every_steps and val_ds is not None
+              and validation_due(epoch, epochs, train.get("val_every", 1))):
+            row.update(validate_now())
+        # step-wise validations were offered as they came; the epoch row decides only
+        # for the rules that do not read validation (train_loss, last)
+        offered = row if not every_steps or not selection.reads_validation else {}
+        if offered and selection.offer(offered, lambda: trainable_state_dict(model)):
             log.info("epoch %d is the best so far by %s", epoch + 1, selection.by)
         history.append(row)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
-                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+                 ", ".join(f"{k}={v:.4g}" for k, v in row.items()
+                           if k not in ("epoch", "checks")))
         _log_live(live, row)
         save_resume_state(run_dir, {
             "epoch": epoch + 1, "model": trainable_state_dict(model),
@@ -211,6 +234,28 @@ def train_spec(spec: RunSpec, run_dir: Path,
     _finish(run_dir, rc, weights,
             {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest()})
     return history[-1] if history else {}
+
+
+def _step_validation(epoch: int, every: int, total: int, sched: Any, selection: Selection,
+                     validate_now: Callable[[], dict[str, float]], model: torch.nn.Module,
+                     checks: list[dict[str, float]]) -> Callable[[], None]:
+    """The ``on_step`` of ``train.val_every_steps``: validate after every ``every``-th
+    optimiser step of the run (and the last), offer each to ``selection``, record it."""
+    from samlora.models.segmenter import trainable_state_dict
+
+    def on_step() -> None:
+        step = int(sched.last_epoch)  # optimiser steps taken by the run so far
+        if step % every and step != total:
+            return
+        check = {"epoch": epoch + 1, "step": step, **validate_now()}
+        model.train()
+        checks.append(check)
+        log.info("step %d: %s", step, ", ".join(f"{k}={v:.4g}" for k, v in check.items()
+                                                 if k.startswith("val_")))
+        if selection.offer(check, lambda: trainable_state_dict(model)):
+            log.info("step %d is the best so far by %s", step, selection.by)
+
+    return on_step
 
 
 def _may_train(method_cfg: dict[str, Any]) -> bool:
@@ -278,6 +323,6 @@ def _log_live(live: Any, row: dict[str, float]) -> None:
     if live is None:
         return
     for key, value in row.items():
-        if key != "epoch":
+        if key not in ("epoch", "checks"):
             live.log_metric(key, value)
     live.next_step()
