@@ -13,7 +13,8 @@ import pytest
 from samlora.cli import build_parser, main
 
 STEPS = ["download", "prepare", "checkpoint", "train", "predict", "evaluate", "aggregate", "report",
-         "params", "export", "datasets", "split", "plan", "collect", "report-index", "human"]
+         "params", "export", "datasets", "split", "plan", "collect", "report-index", "human",
+         "fidelity"]
 
 
 def _listed_steps(help_text: str) -> list[str]:

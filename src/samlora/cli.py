@@ -162,6 +162,13 @@ def _params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", action="append", help="method id (repeatable); default all")
 
 
+@step("fidelity", "list every difference between samlora and each paper's reference code: "
+      "paper text, code, our corrected value, the switch and its reference value")
+def _fidelity_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--paper", choices=["TopoLoRA-SAM", "SAM2LoRA"], help="one paper only")
+    p.add_argument("--markdown", action="store_true", help="as the README's markdown table")
+
+
 @step("export", "merge a SAM / SAM 2 run's LoRA into the dense weights and write an "
       "official-layout checkpoint (SAM 2: memory modules from the base checkpoint or the "
       "seeded random init); the spatial adapter (no slot in either layout) goes to "

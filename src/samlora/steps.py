@@ -283,6 +283,23 @@ def run_params(cfg: DictConfig, args: argparse.Namespace) -> None:
 
         sys.stdout.write("\nspatial adapter at 256 channels\n"
                          + adapter_budgets().to_string(index=False) + "\n" + ADAPTER_NOTE + "\n")
+        from samlora.models.params_table import rank_ladder
+
+        sys.stdout.write("\nSAM2LoRA's rank ladder on Hiera-L (LoRA on trunk qkv + decoder "
+                         "attention; the paper's '< 5 %' holds up to r = 64)\n"
+                         + rank_ladder().to_string(index=False) + "\n")
+
+
+def run_fidelity(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.fidelity import markdown_table, table_rows
+
+    if args.markdown:
+        sys.stdout.write(markdown_table(args.paper) + "\n")
+        return
+    import pandas as pd
+
+    with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+        sys.stdout.write(pd.DataFrame(table_rows(args.paper)).to_string(index=False) + "\n")
 
 
 def run_export(cfg: DictConfig, args: argparse.Namespace) -> None:

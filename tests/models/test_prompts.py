@@ -153,3 +153,93 @@ def test_a_method_chooses_its_point_sampling() -> None:
 
     assert prompt_settings({"prompts": {"train_points": 2}}).sampling == "uniform"
     assert prompt_settings({"prompts": {"sampling": "density"}}).sampling == "density"
+
+
+# --- SAM2LoRA's training sampler: with replacement, 2×2 square erosion -------------------
+
+
+def test_replacement_draws_every_point_and_repeats() -> None:
+    from samlora.models.prompts import erode_square2
+
+    small = _rect(size=32, rows=(10, 14), cols=(10, 14))   # 16 px, 9 after a 2×2 erosion
+    inner = erode_square2(small[0, 0].numpy() > 0.5)
+    assert inner.sum() == 9
+    spec = PromptSpec(positive=200)
+    p = sample_prompts(small, spec, np.random.default_rng(0), replacement=True,
+                       erode="square2")
+    assert p["points"].shape == (1, 200, 2) and (p["point_labels"] == 1).all()
+    assert len(torch.unique(p["points"][0], dim=0)) <= 9   # 200 points: duplicates
+    assert _xy_in(inner, p["points"][0]).all()
+    # with enough candidates, replacement=True still repeats points (as the reference)
+    big = sample_prompts(_rect(), PromptSpec(positive=150), np.random.default_rng(1),
+                         replacement=True, erode_radius=0)
+    assert len(torch.unique(big["points"][0], dim=0)) < 150   # among 200 candidates
+    without = sample_prompts(_rect(), PromptSpec(positive=150), np.random.default_rng(1),
+                             erode_radius=0)
+    assert len(torch.unique(without["points"][0], dim=0)) == 150
+
+
+def test_square2_erosion_is_opencv_anchor_one_one() -> None:
+    """cv2.erode(m, np.ones((2, 2))) with its default anchor (kernel centre, index 1):
+    a pixel stays iff it and its up, left and up-left neighbours are on; outside the image
+    counts as on. Checked by hand and against scipy's binary_erosion (default origin)."""
+    from scipy.ndimage import binary_erosion
+
+    from samlora.models.prompts import erode_square2
+
+    block = np.zeros((8, 8), bool)
+    block[3:5, 3:5] = True
+    assert np.argwhere(erode_square2(block)).tolist() == [[4, 4]]
+    corner = np.ones((4, 4), bool)
+    corner[0, 0] = False
+    assert erode_square2(corner).astype(int).tolist() == [[0, 0, 1, 1], [0, 0, 1, 1],
+                                                          [1, 1, 1, 1], [1, 1, 1, 1]]
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        m = rng.random((20, 17)) < 0.7
+        up = np.pad(m, ((1, 0), (1, 0)), constant_values=True)
+        by_hand = up[1:, 1:] & up[:-1, 1:] & up[1:, :-1] & up[:-1, :-1]
+        assert np.array_equal(erode_square2(m), by_hand)
+        assert np.array_equal(erode_square2(m),
+                              binary_erosion(m, np.ones((2, 2), bool), border_value=1))
+
+
+def test_square2_points_lie_in_the_square_eroded_mask(drive_21: tuple) -> None:
+    from samlora.models.prompts import erode_square2
+
+    _, target = drive_21
+    mask = target[0, 0].numpy() > 0.5
+    inner = erode_square2(mask)
+    assert inner.any() and inner.sum() < mask.sum()
+    assert not np.array_equal(inner, erosion(mask, disk(1)))
+    p = sample_prompts(target, PromptSpec(positive=200), np.random.default_rng(0),
+                       erode="square2", replacement=True)
+    assert p["points"].shape == (1, 200, 2)
+    assert _xy_in(inner, p["points"][0]).all()
+    # a line 1 px tall is erased by the 2×2 erosion: fall back to the mask, as with a disk
+    line = torch.zeros(1, 1, 32, 32)
+    line[0, 0, 16, 4:28] = 1
+    q = sample_prompts(line, PromptSpec(positive=4), np.random.default_rng(0), erode="square2")
+    assert (q["points"][0, :, 1] == 16).all()
+
+
+def test_explicit_defaults_give_todays_points(drive_21: tuple) -> None:
+    _, target = drive_21
+    masks = torch.cat([target, _rect(256)])
+    for spec in (PromptSpec(positive=3), PromptSpec(positive=200), eval_spec("5pt1neg")):
+        today = sample_prompts(masks, spec, np.random.default_rng(11))
+        explicit = sample_prompts(masks, spec, np.random.default_rng(11), erode_radius=1,
+                                  sampling="uniform", replacement=False, erode="disk")
+        for key in ("points", "point_labels"):
+            assert torch.equal(today[key], explicit[key])
+    other = sample_prompts(masks, PromptSpec(positive=3), np.random.default_rng(11),
+                           replacement=True)
+    assert not torch.equal(other["points"], today["points"])
+
+
+def test_bad_replacement_and_erode_are_named() -> None:
+    with pytest.raises(ValueError, match=r"prompts\.erode"):
+        sample_prompts(_rect(), PromptSpec(positive=1), np.random.default_rng(0), erode="box")
+    with pytest.raises(ValueError, match=r"prompts\.replacement"):
+        sample_prompts(_rect(), PromptSpec(positive=1), np.random.default_rng(0),
+                       replacement="yes")

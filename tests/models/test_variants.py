@@ -91,7 +91,7 @@ def test_adapter_budget_both_ways() -> None:
     assert rows["reference code, hidden 256"] == ADAPTER == 133_888
     assert rows["reference code, hidden 124"] == 66_040  # the paper's ~66K
     assert rows["paper formula, its Conv1x1 alone"] == 65_792  # ~66K too
-    assert rows["paper formula Conv1x1(ReLU(DWConv3x3(z))), biases"] == 68_352
+    assert rows["paper text variant, with biases"] == 68_352
     assert rows["reference code, hidden 128"] == 68_096
 
 
@@ -107,6 +107,12 @@ def test_params_cli_prints_every_method_and_both_adapter_figures(repo_root: Path
         assert f"\n{name} " in out or f" {name} " in out, name
     assert "4929508" in out and "5666788" in out and "93735472" in out
     assert "133888" in out and "66040" in out and "~66K" in out
+    assert "68352" in out  # the paper's text variant, with biases
+    # SAM2LoRA's rank ladder on Hiera-L: share of the whole SAM 2.1 model
+    ladder = {int(line.split()[0]): line.split() for line in
+              out.split("rank ladder on Hiera-L", 1)[1].splitlines()[2:8]}
+    assert {r: float(ladder[r][2]) for r in (32, 64, 1024)} == {32: 1.68, 64: 3.31,
+                                                                 1024: 35.42}
     # the studies' sweep variants that change the model, each with its own count
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
     for variant in ("topolora_sam-r4-alpha8", "topolora_sam-r32-alpha64",

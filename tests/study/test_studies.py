@@ -40,7 +40,7 @@ def test_a_run_shared_by_studies_is_one_spec(cfg) -> None:
     shared = "topolora_sam__drive__seed0"
     assert {n for n, runs in ids.items() if shared in runs} == {
         "topolora_benchmark", "topolora_components", "topolora_transfer", "topolora_rank",
-        "topolora_cldice_weight", "head_to_head"}
+        "topolora_cldice_weight", "head_to_head", "fidelity"}
     specs = {id(r) for s in studies.values() for r in s.runs if r.name == shared}
     assert len({r for s in studies.values() for r in s.runs if r.name == shared}) == 1
     assert len(specs) >= 1

@@ -18,6 +18,7 @@ from samlora.training.optim import (
     build_scheduler,
     check_train_block,
     cosine_factor,
+    epoch_cosine_factor,
     epochs_needed,
     restart_factor,
     steps_per_epoch,
@@ -271,3 +272,109 @@ def test_missing_keys_and_empty_loader() -> None:
     w = torch.nn.Parameter(torch.zeros(1))
     with pytest.raises(ValueError, match="total"):
         build_schedule(build_optimizer([w], lr=1e-4, weight_decay=0.0), _train(), 0)
+
+
+# --- cosine_epoch: TopoLoRA-SAM's CosineAnnealingLR stepped once per epoch --------------
+
+
+def _lrs(opt: torch.optim.Optimizer, sched: object, k: int) -> list[float]:
+    """lr before each of ``k`` optimiser steps, stepping ``sched`` after each."""
+    out = []
+    for _ in range(k):
+        out.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()  # type: ignore[attr-defined]
+    return out
+
+
+def test_cosine_epoch_matches_torch_cosine_annealing_stepped_per_epoch() -> None:
+    epochs, n_batches = 5, 3
+    train = _train(epochs=epochs, grad_accum=1, lr=1e-2, schedule="cosine_epoch")
+    total = total_steps(train, n_batches)
+    assert total == epochs * steps_per_epoch(train, n_batches) == 15
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([w], lr=1e-2, weight_decay=3e-4)
+    sched = build_schedule(opt, train, total)
+    assert isinstance(sched, torch.optim.lr_scheduler.LambdaLR)
+    ours = _lrs(opt, sched, total)
+    after = opt.param_groups[0]["lr"]
+
+    w2 = torch.nn.Parameter(torch.zeros(1))
+    ref_opt = torch.optim.AdamW([w2], lr=1e-2, weight_decay=3e-4)
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=epochs)
+    theirs = []
+    for _ in range(epochs):
+        for _ in range(n_batches):
+            theirs.append(ref_opt.param_groups[0]["lr"])
+            ref_opt.step()
+        ref.step()
+    assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-15)
+    # constant within an epoch; the last epoch still trains at a positive lr ...
+    for e in range(epochs):
+        assert len(set(ours[3 * e:3 * e + 3])) == 1
+    assert ours[0] == 1e-2
+    assert ours[-1] == pytest.approx(1e-2 * 0.5 * (1 + math.cos(math.pi * 4 / 5)))
+    assert min(ours) > 0
+    # ... and 0 is reached only at epoch 5, after training
+    assert after == 0.0
+    assert ref_opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_cosine_epoch_factor_known_values_and_min_lr_ignored() -> None:
+    assert [epoch_cosine_factor(k, 2, 2) for k in range(6)] == pytest.approx(
+        [1.0, 1.0, 0.5, 0.5, 0.0, 0.0])
+    assert epoch_cosine_factor(100, 2, 2) == 0.0           # capped at T_max: stays 0
+    with pytest.raises(ValueError):
+        epoch_cosine_factor(0, 0, 2)
+    # min_lr (1e-6 here) is not a floor: the reference's eta_min is 0
+    train = _train(epochs=2, grad_accum=1, schedule="cosine_epoch")
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([w], lr=1e-4, weight_decay=0.0)
+    sched = build_schedule(opt, train, total_steps(train, 3))
+    assert _lrs(opt, sched, 6) == pytest.approx([1e-4] * 3 + [0.5e-4] * 3)
+    assert opt.param_groups[0]["lr"] == 0.0
+
+
+def test_cosine_epoch_with_accumulation_counts_optimiser_steps_per_epoch() -> None:
+    train = _train(epochs=4, grad_accum=4, schedule="cosine_epoch")   # 10 batches: 3 steps
+    total = total_steps(train, 10)
+    assert total == 12
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = build_optimizer([w], lr=1e-4, weight_decay=0.0)
+    lrs = _lrs(opt, build_schedule(opt, train, total), total)
+    expected = [1e-4 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4) for _ in range(3)]
+    assert lrs == pytest.approx(expected, rel=1e-12)
+
+
+def test_cosine_epoch_resumes_exactly_from_its_state_dict() -> None:
+    train = _train(epochs=8, grad_accum=2, lr=1e-2, schedule="cosine_epoch")
+    total = total_steps(train, 5)                      # 8 epochs x 3 steps
+    assert total == 24
+
+    def fresh() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+        w = torch.nn.Parameter(torch.zeros(1))
+        opt = build_optimizer([w], lr=1e-2, weight_decay=3e-4)
+        return opt, build_schedule(opt, train, total)
+
+    opt, sched = fresh()
+    straight = _lrs(opt, sched, total)
+    opt, sched = fresh()
+    first = _lrs(opt, sched, 13)                       # stops inside epoch 4
+    state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+    assert state["scheduler"]["lr_lambdas"] == [None]   # only the step count is kept
+    opt, sched = fresh()
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    assert first + _lrs(opt, sched, total - 13) == straight
+
+
+def test_cosine_epoch_needs_epochs_and_no_warmup() -> None:
+    with pytest.raises(ValueError, match=r"^train\.schedule: cosine_epoch"):
+        check_train_block(_train(schedule="cosine_epoch", steps=100), "train")
+    with pytest.raises(ValueError, match=r"^train\.warmup_steps: "):
+        check_train_block(_train(schedule="cosine_epoch", warmup_steps=5), "train")
+    check_train_block(_train(schedule="cosine_epoch"), "train")
+    w = torch.nn.Parameter(torch.zeros(1))
+    with pytest.raises(ValueError, match="multiple of train.epochs"):
+        build_schedule(build_optimizer([w], lr=1e-4, weight_decay=0.0),
+                       _train(epochs=4, schedule="cosine_epoch"), 10)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
+from samlora.models.prompts import PromptSpec, erode_square2, sample_prompts
 from samlora.training.prompted import (
+    TRAIN_STREAM,
     PromptSettings,
     evaluation_prompts,
     model_step,
@@ -73,6 +76,48 @@ def test_reference_negatives_off_makes_5pt1neg_five_positives() -> None:
     assert torch.equal(without["points"], five["points"])  # the same positives as 5pt
     with pytest.raises(ValueError, match="prompts.negatives must be true or false"):
         prompt_settings({"prompts": {"negatives": "no"}})
+
+
+
+def test_training_sampler_switches_reach_the_sampler() -> None:
+    """SAM2LoRA's training sampler: 200 positives with replacement from the 2×2-eroded mask."""
+    s = prompt_settings({"prompts": {"train_points": 200, "replacement": True,
+                                     "erode": "square2"}})
+    assert (s.replacement, s.erode) == (True, "square2")
+    batch = _batch()
+    batch["mask"] = torch.zeros(2, 1, 32, 32)
+    batch["mask"][:, :, 8:12, 8:12] = 1                  # 16 px: fewer than 200
+    p = training_prompts(s, 7, 0)(batch)
+    assert p["points"].shape == (2, 200, 2) and (p["point_labels"] == 1).all()
+    inner = erode_square2(batch["mask"][0, 0].numpy() > 0.5)
+    xy = p["points"][0].long().numpy()
+    assert inner[xy[:, 1], xy[:, 0]].all()
+    assert len(torch.unique(p["points"][0], dim=0)) <= int(inner.sum())
+    # the sampler is sample_prompts with those settings, from the (seed, epoch) generator
+    ref = sample_prompts(batch["mask"], PromptSpec(positive=200),
+                         np.random.default_rng([7, TRAIN_STREAM, 0]), replacement=True,
+                         erode="square2")
+    assert torch.equal(p["points"], ref["points"])
+
+
+def test_training_sampler_defaults_are_todays() -> None:
+    s = PromptSettings(train_points=4)
+    assert (s.replacement, s.erode) == (False, "disk")
+    assert prompt_settings({"prompts": {"train_points": 4}}) == s
+    explicit = prompt_settings({"prompts": {"train_points": 4, "replacement": False,
+                                            "erode": "disk"}})
+    assert explicit == s
+    assert torch.equal(training_prompts(s, 7, 3)(_batch())["points"],
+                       training_prompts(explicit, 7, 3)(_batch())["points"])
+    # evaluation prompts do not read the training switches
+    theirs = PromptSettings(eval_modes=("none", "5pt"), replacement=True, erode="square2")
+    ours = PromptSettings(eval_modes=("none", "5pt"))
+    assert torch.equal(evaluation_prompts(_batch(), "5pt", theirs)["points"],
+                       evaluation_prompts(_batch(), "5pt", ours)["points"])
+    with pytest.raises(ValueError, match=r"prompts\.replacement must be true or false"):
+        prompt_settings({"prompts": {"replacement": "yes"}})
+    with pytest.raises(ValueError, match=r"prompts\.erode: 'cross'"):
+        prompt_settings({"prompts": {"erode": "cross"}})
 
 
 class _Recorder(torch.nn.Module):

@@ -16,11 +16,13 @@ ALONE = {"topolora_benchmark": 5 * 5 * 3, "topolora_components": 5 * 3,
          "topolora_rank": 4 * 3, "sam2lora_vessel": 7 * 3, "head_to_head": 7 * 2 * 3}
 #: Every enabled study at once: 75 (benchmark) + 12 (components: topolora_sam on DRIVE is
 #: the benchmark's) + 3 (transfer: the clDice-free variant) + 9 (rank: r=8 is topolora_sam)
-#: + 21 (clDice weight: 0.5 is topolora_sam, 0 on DRIVE is the transfer's) + 3 x 21
+#: + 21 (clDice weight: 0.5 is topolora_sam, 0 on DRIVE is topolora_sam_no_cldice) + 3 x 21
 #: (vessel, disc, cup unions) + 18 (placement) + 36 (loss: BCE+Dice+FT is sam2lora's
 #: encoder+decoder placement) + 24 (head-to-head: the DRIVE runs of five methods are
-#: the benchmark's, decoder_only's the components')
-ALL_RUNS = 75 + 12 + 3 + 9 + 21 + 3 * 21 + 18 + 36 + 24
+#: the benchmark's, decoder_only's the components') + 3 (fidelity: topolora_sam-ref; the
+#: corrected runs are the benchmark's) + 3 (fidelity_sam2lora: sam2lora-ref; sam2lora on
+#: the vessel union is the placement study's encoder+decoder run)
+ALL_RUNS = 75 + 12 + 3 + 9 + 21 + 3 * 21 + 18 + 36 + 24 + 3 + 3
 
 
 def test_each_study_plans_its_own_runs(workdir: Path) -> None:
@@ -58,10 +60,12 @@ def test_demo_preset_plans_its_scaled_studies(workdir: Path) -> None:
                     "presets/demo.yaml")
     assert res.returncode == 0, res.stderr
     counts = job_counts(res.stdout + res.stderr)
-    # 2 methods on DRIVE (benchmark, shared by transfer and by the sweep's 0.5) + the
-    # union's decoder_only + the sweep's clDice-free variant
-    assert counts["train_model"] == 4 and counts["aggregate_study"] == 4
-    assert counts["predict_test_set"] == 2 + 4 + 3 + 1
+    # 2 methods on DRIVE (benchmark, shared by transfer, the sweep's 0.5 and the fidelity
+    # study's corrected run) + the union's decoder_only + the sweep's clDice-free variant
+    # + topolora_sam-ref (the fidelity study's reference run)
+    assert counts["train_model"] == 5 and counts["aggregate_study"] == 5
+    assert counts["predict_test_set"] == 2 + 4 + 3 + 1 + 1
+    assert "runs/topolora_sam-ref__drive__seed0/adapter.safetensors" in res.stdout
     assert "runs/decoder_only__vessel_union__seed0/adapter.safetensors" in res.stdout
 
 

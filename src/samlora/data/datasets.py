@@ -18,7 +18,7 @@ from samlora.data.transforms import resize_pad
 
 log = logging.getLogger(__name__)
 
-AUGMENT_KEYS = ("hflip", "vflip", "rot90")
+AUGMENT_KEYS = ("hflip", "vflip", "rot90", "pipeline", "crop")
 #: Separates the augmentation random stream from other uses of the run seed.
 AUGMENT_STREAM = 0x4155
 
@@ -83,7 +83,9 @@ def _check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if unknown:
         raise KeyError(f"unknown augment key(s) {unknown}; known: {list(AUGMENT_KEYS)}")
     aug = {"hflip": float(augment.get("hflip", 0.0)), "vflip": float(augment.get("vflip", 0.0)),
-           "rot90": bool(augment.get("rot90", False))}
+           "rot90": bool(augment.get("rot90", False)),
+           "pipeline": str(augment.get("pipeline", "samlora")),
+           "crop": int(augment.get("crop", 384))}
     for key in ("hflip", "vflip"):
         if not 0.0 <= aug[key] <= 1.0:
             raise ValueError(f"augment.{key} is a probability, got {aug[key]}")
@@ -110,8 +112,9 @@ class SegmentationDataset(Dataset):
             cases: case ids to use, in this order; None = all (after ``split``).
             split: keep only this split (``train``/``test``); None = all.
             size: model input side S.
-            augment: ``{hflip: p, vflip: p, rot90: bool}`` for training; None = no
-                augmentation (validation and test).
+            augment: ``{hflip: p, vflip: p, rot90: bool}`` for training (ours), or
+                ``{pipeline: topolora_ref | sam2lora_ref, crop: px}`` for a paper's
+                (:mod:`samlora.data.augment`); None = no augmentation (validation, test).
             seed: seeds the augmentation draws (with the epoch and the item index).
             cache: keep decoded native images in memory.
             label: the target's label kind (``cup``); None = the dataset's primary label
@@ -138,6 +141,11 @@ class SegmentationDataset(Dataset):
         self.rows = by_case.to_dict("records")
         self.size = int(size)
         self.augment = _check_augment(augment)
+        self._pipeline = None
+        if self.augment is not None:  # a paper's torchvision pipeline (samlora.data.augment)
+            from samlora.data.augment import build
+
+            self._pipeline = build(self.augment["pipeline"], self.augment["crop"])
         self.seed = int(seed)
         self.stream = int(stream)
         self.epoch = 0
@@ -215,7 +223,12 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, mask, fov = self._native(i)
-        if self.augment is not None:
+        if self._pipeline is not None:
+            from samlora.data.augment import apply
+
+            seed = int(self.sample_rng(i).integers(2 ** 63))
+            image, mask, fov = apply(self._pipeline, image, mask, fov, seed)
+        elif self.augment is not None:
             image, mask, fov = self._augmented((image, mask, fov), i)
         tensors, meta = resize_pad(image, mask, fov, self.size)
         (h0, w0), (h1, w1) = meta["orig_hw"], meta["resized_hw"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from samlora.losses.cldice import soft_cldice_loss
+from samlora.losses.cldice import CLDICE_FORMS, seglab_cldice_loss, soft_cldice_loss
 from samlora.losses.dice import DICE_OVER, bce_loss, soft_dice_loss
 from samlora.losses.iou import iou_l1_loss
 from samlora.losses.tversky import focal_tversky_loss
@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 TERMS = ("bce", "dice", "cldice")
 #: Weights added for SAM2LoRA; absent means 0.
 OPTIONAL_TERMS = ("focal_tversky", "iou_l1")
-#: Term settings and their defaults (SAM2LoRA's FocalTversky: α 0.7, β 0.3, γ 0.75).
-SETTINGS: dict[str, Any] = {"cldice_iters": 10, "dice_over": "image", "tversky_alpha": 0.7,
-                            "tversky_beta": 0.3, "tversky_gamma": 0.75}
+#: Term settings and their defaults (SAM2LoRA's FocalTversky: α 0.7, β 0.3, γ 0.75; clDice
+#: and Dice smoothing in our form, not the TopoLoRA-SAM reference code's).
+SETTINGS: dict[str, Any] = {"cldice_iters": 10, "cldice_form": "samlora", "dice_over": "image",
+                            "dice_smooth": 1.0, "tversky_alpha": 0.7, "tversky_beta": 0.3,
+                            "tversky_gamma": 0.75}
 
 MaskTerm = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -78,8 +80,16 @@ def build_loss(loss_cfg: Mapping) -> CompositeLoss:
         loss_cfg: the weights above (non-negative, not all 0) and optional settings:
             ``cldice_iters`` (soft-skeleton iterations, default 10), ``dice_over``
             (``image``: per-image Dice averaged, the default; ``batch``: one Dice over the
-            batch, SAM2LoRA's), ``tversky_alpha`` / ``tversky_beta`` / ``tversky_gamma``
-            (FN weight, FP weight, exponent; default 0.7 / 0.3 / 0.75).
+            batch, SAM2LoRA's), ``dice_smooth`` (the soft Dice smoothing ``s`` in
+            ``(2·Σpt + s)/(Σp + Σt + s)``, > 0; default 1.0, ours; the TopoLoRA-SAM reference
+            code, Seglab, uses 1e-6), ``cldice_form`` (``samlora``, the default:
+            :func:`~samlora.losses.cldice.soft_cldice_loss`, smoothing 1 in Tprec and Tsens;
+            ``seglab``: :func:`~samlora.losses.cldice.seglab_cldice_loss`, Seglab's exact
+            form, ε = 1e-6, one opening fewer for the same ``cldice_iters``, and a loss near 0
+            for an empty target or a confidently empty prediction), ``tversky_alpha`` /
+            ``tversky_beta`` / ``tversky_gamma`` (FN weight, FP weight, exponent; default
+            0.7 / 0.3 / 0.75). Seglab's exact loss semantics are ``cldice_form: seglab`` with
+            ``dice_smooth: 1e-6``.
 
     Returns:
         A :class:`CompositeLoss`.
@@ -93,10 +103,19 @@ def build_loss(loss_cfg: Mapping) -> CompositeLoss:
     opt = {k: loss_cfg[k] if k in loss_cfg else v for k, v in SETTINGS.items()}
     if opt["dice_over"] not in DICE_OVER:
         raise ValueError(f"loss dice_over must be one of {DICE_OVER}, got {opt['dice_over']!r}")
+    if opt["cldice_form"] not in CLDICE_FORMS:
+        raise ValueError(f"loss.cldice_form must be one of {CLDICE_FORMS}, "
+                         f"got {opt['cldice_form']!r}")
+    if not isinstance(opt["dice_smooth"], int | float) or isinstance(opt["dice_smooth"], bool) \
+            or not opt["dice_smooth"] > 0:
+        raise ValueError(f"loss.dice_smooth must be a number > 0, got {opt['dice_smooth']!r} "
+                         "(YAML reads 1e-6 as a string: write 1.0e-6)")
+    cldice = seglab_cldice_loss if opt["cldice_form"] == "seglab" else soft_cldice_loss
     fns: dict[str, MaskTerm] = {
         "bce": bce_loss,
-        "dice": lambda x, t: soft_dice_loss(x, t, over=str(opt["dice_over"])),
-        "cldice": lambda x, t: soft_cldice_loss(x, t, iters=int(opt["cldice_iters"])),
+        "dice": lambda x, t: soft_dice_loss(x, t, smooth=float(opt["dice_smooth"]),
+                                            over=str(opt["dice_over"])),
+        "cldice": lambda x, t: cldice(x, t, iters=int(opt["cldice_iters"])),
         "focal_tversky": lambda x, t: focal_tversky_loss(
             x, t, alpha=float(opt["tversky_alpha"]), beta=float(opt["tversky_beta"]),
             gamma=float(opt["tversky_gamma"])),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
+import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.lora import LoraLayer
 from torch import nn
@@ -60,6 +62,38 @@ def target_regex(targets: str | Sequence[str], family: str = "sam") -> str:
     return "|".join(f"(?:{table[n]})" for n in names)
 
 
+#: Values of ``lora.init`` (the initialisation of the LoRA factors; B starts at zero in both):
+#:
+#: - ``kaiming`` (default): peft's own, ``init_lora_weights=True``: A kaiming-uniform
+#:   (``a=sqrt(5)``, as ``nn.Linear``).
+#: - ``gaussian_sqrt_r``: SAM2LoRA's code, A ~ N(0, 1) / sqrt(r), i.e. normal with std
+#:   ``1/sqrt(r)``. No peft option matches it (peft's ``"gaussian"`` uses std ``1/r``), so
+#:   :func:`init_lora_gaussian_sqrt_r` re-initialises A after peft's injection.
+LORA_INITS = ("kaiming", "gaussian_sqrt_r")
+
+
+def init_lora_gaussian_sqrt_r(model: nn.Module) -> int:
+    """Re-draw every LoRA A factor of ``model`` as normal with std ``1/sqrt(r)``, in place.
+
+    For each peft ``LoraLayer`` and each of its adapters, ``lora_A[adapter].weight`` is
+    drawn by ``torch.nn.init.normal_`` (so from the global torch RNG, as peft's own init
+    is: seed with ``torch.manual_seed`` for reproducible factors); ``lora_B`` is left as
+    peft made it, zero, so the adapted model computes the base model's function at init.
+    Modules are visited in ``named_modules`` order, which fixes the draws for a seed.
+
+    Returns:
+        The number of A matrices re-initialised.
+    """
+    count = 0
+    for _, module in model.named_modules():
+        if not isinstance(module, LoraLayer):
+            continue
+        for adapter, lora_a in module.lora_A.items():
+            torch.nn.init.normal_(lora_a.weight, mean=0.0, std=1.0 / math.sqrt(module.r[adapter]))
+            count += 1
+    return count
+
+
 def lora_module_names(model: nn.Module) -> list[str]:
     """Names of the modules of ``model`` that carry LoRA layers (sorted as registered)."""
     return [name for name, mod in model.named_modules() if isinstance(mod, LoraLayer)]
@@ -74,7 +108,8 @@ def apply_lora(sam: nn.Module, lora_cfg: Mapping, family: str = "sam") -> list[s
     Args:
         sam: a segment_anything ``Sam`` (family ``sam``) or a ``Sam2Segmenter`` (``sam2``).
         lora_cfg: the method's ``lora`` mapping: ``r``, ``alpha``, ``dropout`` and
-            ``targets`` (a symbolic name from :data:`LORA_TARGETS` or a list of them).
+            ``targets`` (a symbolic name from :data:`LORA_TARGETS` or a list of them), and
+            optionally ``init`` (one of :data:`LORA_INITS`; absent = ``kaiming``, peft's).
         family: the backbone family whose module names ``sam`` has.
 
     Returns:
@@ -83,6 +118,9 @@ def apply_lora(sam: nn.Module, lora_cfg: Mapping, family: str = "sam") -> list[s
     missing = [k for k in ("r", "alpha", "dropout", "targets") if k not in lora_cfg]
     if missing:
         raise ValueError(f"lora config lacks {missing}")
+    init = lora_cfg.get("init", "kaiming")
+    if init not in LORA_INITS:
+        raise ValueError(f"lora.init: {init!r} is not one of {list(LORA_INITS)}")
     targets = lora_cfg["targets"]
     if not isinstance(targets, str):
         targets = [str(t) for t in targets]
@@ -97,7 +135,9 @@ def apply_lora(sam: nn.Module, lora_cfg: Mapping, family: str = "sam") -> list[s
     names = lora_module_names(sam)
     if not names:
         raise RuntimeError(f"LoRA targets {targets!r} matched no module")
+    if init == "gaussian_sqrt_r":
+        init_lora_gaussian_sqrt_r(sam)
     n_params = sum(p.numel() for n, p in sam.named_parameters() if "lora_" in n)
-    log.info("LoRA r=%s alpha=%s on %d modules (%s): %s parameters", lora_cfg["r"],
-             lora_cfg["alpha"], len(names), targets, f"{n_params:,}")
+    log.info("LoRA r=%s alpha=%s init=%s on %d modules (%s): %s parameters", lora_cfg["r"],
+             lora_cfg["alpha"], init, len(names), targets, f"{n_params:,}")
     return names

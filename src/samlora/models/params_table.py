@@ -23,7 +23,8 @@ ADAPTER_NOTE = (
     "The paper's formula z + Conv1x1(ReLU(DWConv3x3(z))) at C=256 counts 68,352 with biases "
     "(67,840 without), i.e. ~68K. The paper's ~66K matches that formula's 1x1 conv alone "
     "(65,792, the depthwise 3x3 left out), or the reference structure at hidden width 124 "
-    "(66,040); width 128 gives 68,096.")
+    "(66,040); width 128 gives 68,096. adapter.variant selects the structure: code (the "
+    "reference's) or text (the paper's formula, with biases).")
 
 
 def _backbone_cfg(cfg: Mapping, backbone: str, arch_override: str | None) -> dict:
@@ -90,7 +91,8 @@ def params_table(cfg: Mapping, methods: Sequence[str] | None = None,
 
 def adapter_budgets(channels: int = ADAPTER_CHANNELS) -> pd.DataFrame:
     """Parameters of the spatial adapter in the configurations behind the two published
-    figures (see :data:`ADAPTER_NOTE`), counted on the built modules.
+    figures (see :data:`ADAPTER_NOTE`), counted on the built
+    :class:`~samlora.models.adapter.SpatialAdapter` of each ``adapter.variant``.
 
     Returns:
         Columns ``configuration, params``.
@@ -102,10 +104,51 @@ def adapter_budgets(channels: int = ADAPTER_CHANNELS) -> pd.DataFrame:
     def n(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters())
 
-    formula = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, groups=channels),
-                            nn.ReLU(), nn.Conv2d(channels, channels, 1))
+    text = SpatialAdapter(channels, channels, variant="text")
     rows = [(f"reference code, hidden {h}", n(SpatialAdapter(channels, h)))
             for h in (channels, 128, 124)]
-    rows += [("paper formula Conv1x1(ReLU(DWConv3x3(z))), biases", n(formula)),
-             ("paper formula, its Conv1x1 alone", n(formula[2]))]
+    rows += [("paper text variant, with biases", n(text)),
+             ("paper formula, its Conv1x1 alone", n(text.project))]
     return pd.DataFrame(rows, columns=["configuration", "params"])
+
+
+#: SAM2LoRA's rank ablation (its code: Hiera-L, alpha = 2r).
+RANK_LADDER = (32, 64, 128, 256, 512, 1024)
+
+
+def rank_ladder(arch: str = "sam2.1_hiera_l", targets: Sequence[str] = ("encoder_attn",
+                                                                        "decoder_attn"),
+                ranks: Sequence[int] = RANK_LADDER) -> pd.DataFrame:
+    """LoRA parameters and trainable share per rank on a real-size SAM 2.1 (random weights).
+
+    The LoRA count is Σ r·(in + out) over the targeted linears (peft's A and B; no bias).
+    Two shares: of the whole SAM 2.1 model with its LoRA (``pct_of_sam2``, memory modules
+    included, as SAM2LoRA counts the model it loads), and of the parts samlora's segmenter
+    keeps (``pct_of_segmenter``: image encoder, prompt encoder, mask decoder).
+
+    Returns:
+        Columns ``r, lora, pct_of_sam2, pct_of_segmenter``.
+    """
+    import re
+
+    from torch import nn
+
+    from samlora.models.lora import target_regex
+    from samlora.models.sam2_segmenter import Sam2Segmenter
+
+    base = sam2_build.build_sam2_base(arch, sam2_build.get_arch(arch).default_img_size)
+    full = sum(p.numel() for p in base.parameters())
+    model = Sam2Segmenter(base, None)
+    kept = sum(p.numel() for p in model.parameters())
+    pattern = re.compile(target_regex(list(targets), "sam2"))
+    linears = [m for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) and pattern.fullmatch(n)]
+    rows = []
+    for r in ranks:
+        lora = sum(int(r) * (m.in_features + m.out_features) for m in linears)
+        rows.append({"r": int(r), "lora": lora,
+                     "pct_of_sam2": round(100.0 * lora / (full + lora), 2),
+                     "pct_of_segmenter": round(100.0 * lora / (kept + lora), 2)})
+    del model, base
+    gc.collect()
+    return pd.DataFrame(rows, columns=["r", "lora", "pct_of_sam2", "pct_of_segmenter"])

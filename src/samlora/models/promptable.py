@@ -51,3 +51,16 @@ class PromptableSegmenter(nn.Module):
         Prompt-free unless ``prompts`` is given.
         """
         return self.forward_with_iou(images, prompts)[0]
+
+
+#: ``multimask``: the decoder's single-mask output (ours), or ``first``: multimask_output=True
+#: and the first of its three masks (and IoU predictions), as SAM2LoRA's code trains and
+#: evaluates.
+MULTIMASK = ("single", "first")
+
+
+def check_multimask(value: str) -> str:
+    """``value`` if it is one of :data:`MULTIMASK`; ValueError naming ``multimask``."""
+    if value not in MULTIMASK:
+        raise ValueError(f"method multimask: {value!r} is not one of {list(MULTIMASK)}")
+    return value

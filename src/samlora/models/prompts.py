@@ -19,7 +19,10 @@ left with no point and no box is decoded prompt-free.
 
 **Sampling.** Positive points are drawn uniformly, without replacement when there are enough
 candidates, from the mask eroded by a disk of ``erode_radius`` px (scikit-image); when the
-erosion leaves nothing (thin vessels) they are drawn from the mask itself. Negative points are
+erosion leaves nothing (thin vessels) they are drawn from the mask itself. Two switches give
+SAM2LoRA's training sampler instead (both off by default): ``replacement=True`` draws the
+positives with replacement whatever the number of candidates, and ``erode="square2"``
+erodes by a 2×2 square instead of the disk (:func:`erode_square2`). Negative points are
 drawn from outside the mask and, where a field-of-view mask is given, inside it. A box is the
 tight bounding box of the (not eroded) mask. An empty mask gets no point and no box: only
 padding. All draws come from a seeded ``numpy.random.Generator``; positives are drawn
@@ -91,12 +94,36 @@ def case_rng(seed: int, case: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), zlib.crc32(str(case).encode())])
 
 
-def _draw(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` rows of ``candidates`` (M×2), without replacement when M ≥ k."""
+def _draw(candidates: np.ndarray, k: int, rng: np.random.Generator,
+          replacement: bool = False) -> np.ndarray:
+    """``k`` rows of ``candidates`` (M×2): with replacement when asked or when M < k,
+    otherwise without."""
     if k == 0 or len(candidates) == 0:
         return candidates[:0]
-    idx = rng.choice(len(candidates), size=k, replace=len(candidates) < k)
+    idx = rng.choice(len(candidates), size=k, replace=replacement or len(candidates) < k)
     return candidates[idx]
+
+
+#: Erosions of the mask positives are drawn from: ``disk`` (ours, a disk of
+#: ``erode_radius`` px) or ``square2`` (SAM2LoRA's code, a 2×2 square, :func:`erode_square2`).
+ERODES = ("disk", "square2")
+
+
+def erode_square2(mask: np.ndarray) -> np.ndarray:
+    """Binary erosion by a 2×2 square of ones, as ``cv2.erode(mask, np.ones((2, 2)))``.
+
+    OpenCV's default anchor ``(-1, -1)`` is the kernel centre, index ``size // 2 = 1`` for a
+    size-2 kernel, so the kernel covers the pixel and its up, left and up-left neighbours:
+    pixel ``(i, j)`` stays on iff ``(i, j)``, ``(i-1, j)``, ``(i, j-1)`` and ``(i-1, j-1)``
+    are all on. Outside the image counts as on (OpenCV's default border value for erosion),
+    so the first row and column are judged by their in-image neighbours only. This is
+    ``scipy.ndimage.binary_erosion(mask, np.ones((2, 2)), border_value=1)`` with its default
+    ``origin=0``, whose centre for an even size is also index 1 (checked in the tests); it
+    is the first erosion of :func:`density_candidates` too.
+    """
+    from scipy.ndimage import binary_erosion
+
+    return binary_erosion(mask, np.ones((2, 2), bool), border_value=1)
 
 
 #: Point sampling: ``uniform`` (ours) or ``density`` (SAM2LoRA's code, see
@@ -129,9 +156,13 @@ def density_candidates(mask: np.ndarray, n: int) -> np.ndarray:
 
 
 def _sample_one(mask: np.ndarray, fov: np.ndarray | None, spec: PromptSpec,
-                rng: np.random.Generator, erode_radius: int, sampling: str = "uniform"
+                rng: np.random.Generator, erode_radius: int, sampling: str = "uniform",
+                replacement: bool = False, erode: str = "disk"
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Points (n×2, x y), labels (n) and box (4 or None) of one H×W bool mask."""
+    """Points (n×2, x y), labels (n) and box (4 or None) of one H×W bool mask.
+
+    ``replacement`` applies to the positives only; ``erode`` to ``uniform`` sampling only.
+    """
     points, labels, box = np.zeros((0, 2), np.float32), np.zeros(0, np.int64), None
     if not mask.any():
         return points, labels, box
@@ -139,9 +170,13 @@ def _sample_one(mask: np.ndarray, fov: np.ndarray | None, spec: PromptSpec,
         if sampling == "density":
             rows_cols = density_candidates(mask, max(spec.positive, MIN_POSITIVE_DRAWS))
         else:
-            inner = erosion(mask, disk(erode_radius)) if erode_radius > 0 else mask
+            if erode == "square2":
+                inner = erode_square2(mask)
+            else:
+                inner = erosion(mask, disk(erode_radius)) if erode_radius > 0 else mask
             rows_cols = np.argwhere(inner if inner.any() else mask)
-        pos = _draw(rows_cols, max(spec.positive, MIN_POSITIVE_DRAWS), rng)[:spec.positive]
+        pos = _draw(rows_cols, max(spec.positive, MIN_POSITIVE_DRAWS), rng,
+                    replacement)[:spec.positive]
         points = np.concatenate([points, pos[:, ::-1].astype(np.float32)])
         labels = np.concatenate([labels, np.ones(len(pos), np.int64)])
     if spec.negative:
@@ -168,7 +203,8 @@ def _as_bool_maps(x: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
 def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
                    rng: np.random.Generator | Sequence[np.random.Generator],
                    fovs: torch.Tensor | np.ndarray | None = None,
-                   erode_radius: int = 1, sampling: str = "uniform") -> Prompts | None:
+                   erode_radius: int = 1, sampling: str = "uniform",
+                   replacement: bool = False, erode: str = "disk") -> Prompts | None:
     """Sample a batch of prompts from ground-truth masks.
 
     Args:
@@ -179,7 +215,11 @@ def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
         fovs: ``B×1×S×S`` field-of-view masks restricting negative points, or None.
         erode_radius: disk radius (px) of the erosion positives are drawn from; 0 = none.
         sampling: ``uniform`` (from the eroded mask) or ``density`` (SAM2LoRA's region,
-            :func:`density_candidates`; ``erode_radius`` is not used then).
+            :func:`density_candidates`; ``erode_radius`` and ``erode`` are not used then).
+        replacement: draw the positives with replacement even when there are enough
+            candidates (SAM2LoRA's training sampler); False = without, unless too few.
+        erode: ``disk`` (by ``disk(erode_radius)``) or ``square2`` (a 2×2 square,
+            :func:`erode_square2`; ``erode_radius`` is not used then), see :data:`ERODES`.
 
     Returns:
         The batched prompt dict (see the module docstring), or None when ``spec`` asks for
@@ -198,8 +238,13 @@ def sample_prompts(masks: torch.Tensor | np.ndarray, spec: PromptSpec,
         raise ValueError(f"erode_radius must be >= 0, got {erode_radius}")
     if sampling not in SAMPLINGS:
         raise ValueError(f"prompts.sampling: {sampling!r} is not one of {list(SAMPLINGS)}")
+    if not isinstance(replacement, (bool, np.bool_)):
+        raise ValueError(f"prompts.replacement: must be true or false, got {replacement!r}")
+    if erode not in ERODES:
+        raise ValueError(f"prompts.erode: {erode!r} is not one of {list(ERODES)}")
     per_image = [_sample_one(m, None if fov_maps is None else fov_maps[i], spec, rngs[i],
-                             erode_radius, sampling) for i, m in enumerate(maps)]
+                             erode_radius, sampling, bool(replacement), erode)
+                 for i, m in enumerate(maps)]
     n = max(len(lab) for _, lab, _ in per_image)
     points = torch.zeros(len(maps), n, 2, dtype=torch.float32)
     labels = torch.full((len(maps), n), PAD_LABEL, dtype=torch.int64)

@@ -20,7 +20,7 @@ from torch import nn
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.checkpoints import fetch_checkpoint
 from samlora.models.lora import apply_lora
-from samlora.models.promptable import PromptableSegmenter
+from samlora.models.promptable import PromptableSegmenter, check_multimask
 from samlora.models.prompts import Prompts, check_prompts, image_prompts
 from samlora.models.registry import register_family
 from samlora.models.sam2_build import build_sam2_base, load_sam2_weights
@@ -57,7 +57,8 @@ class Sam2Segmenter(PromptableSegmenter):
     #: parameter-name prefix of the mask decoder (freezing policy, parameter counts).
     decoder_prefix = "sam_mask_decoder."
 
-    def __init__(self, base: nn.Module, adapter: SpatialAdapter | None = None) -> None:
+    def __init__(self, base: nn.Module, adapter: SpatialAdapter | None = None,
+                 multimask: str = "single") -> None:
         super().__init__()
         if not base.use_high_res_features_in_sam:
             raise ValueError("the SAM 2 config does not use high-resolution features in the "
@@ -68,6 +69,7 @@ class Sam2Segmenter(PromptableSegmenter):
         self.no_mem_embed = base.no_mem_embed
         self.add_no_mem_embed = bool(base.directly_add_no_mem_embed)
         self.adapter = adapter
+        self.multimask = multimask
         self.img_size = int(base.image_size)
         held = {id(p) for name in KEPT for p in _params(base, name)}
         self.unused_params = sum(p.numel() for p in base.parameters() if id(p) not in held)
@@ -130,10 +132,12 @@ class Sam2Segmenter(PromptableSegmenter):
                 image_pe=image_pe,
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=False,
+                multimask_output=self.multimask == "first",
                 repeat_image=False,
                 high_res_features=[s0[i:i + 1], s1[i:i + 1]],
             )
+            if self.multimask == "first":  # the first of the three masks
+                low, iou = low[:, :1], iou[:, :1]
             lows.append(low)
             ious.append(iou)
         return torch.cat(lows, dim=0), torch.cat(ious, dim=0)
@@ -157,7 +161,9 @@ def build_sam2_segmenter(method_cfg: Mapping, backbone_cfg: Mapping,
 
     Args:
         method_cfg: ``methods.<name>``: ``lora`` (null or r/alpha/dropout/targets),
-            ``adapter`` (null or ``hidden``), ``decoder`` (``train``|``freeze``) and
+            ``adapter`` (null or ``hidden`` plus optional ``variant`` code|text and ``init``
+            zero|default, see :class:`~samlora.models.adapter.SpatialAdapter`), ``decoder``
+            (``train``|``freeze``) and
             ``encoder`` (``freeze``, the default, or ``train``: full fine-tuning).
         backbone_cfg: ``backbones.<id>``: ``family`` (sam2), ``arch`` (a key of
             :data:`samlora.models.sam2_build.ARCHS`), ``img_size`` and ``checkpoint``
@@ -188,8 +194,11 @@ def build_sam2_segmenter(method_cfg: Mapping, backbone_cfg: Mapping,
     adapter_cfg = method_cfg.get("adapter")
     adapter = None
     if adapter_cfg:
-        adapter = SpatialAdapter(base.sam_prompt_embed_dim, int(adapter_cfg["hidden"]))
-    model = Sam2Segmenter(base, adapter)
+        adapter = SpatialAdapter(base.sam_prompt_embed_dim, int(adapter_cfg["hidden"]),
+                                 variant=str(adapter_cfg.get("variant", "code")),
+                                 init=str(adapter_cfg.get("init", "zero")))
+    multimask = check_multimask(str(method_cfg.get("multimask", "single")))
+    model = Sam2Segmenter(base, adapter, multimask)
     del base
     lora_cfg = method_cfg.get("lora")
     if lora_cfg:

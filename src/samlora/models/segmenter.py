@@ -14,7 +14,7 @@ from torch import nn
 
 from samlora.models.adapter import SpatialAdapter
 from samlora.models.lora import apply_lora
-from samlora.models.promptable import PromptableSegmenter
+from samlora.models.promptable import PromptableSegmenter, check_multimask
 from samlora.models.prompts import Prompts, check_prompts, image_prompts, prompts_to
 from samlora.models.registry import register_family
 
@@ -43,10 +43,12 @@ class SamSegmenter(PromptableSegmenter):
     #: parameter-name prefix of the mask decoder (freezing policy, parameter counts).
     decoder_prefix = DECODER_PREFIX
 
-    def __init__(self, sam: Sam, adapter: SpatialAdapter | None = None) -> None:
+    def __init__(self, sam: Sam, adapter: SpatialAdapter | None = None,
+                 multimask: str = "single") -> None:
         super().__init__()
         self.sam = sam
         self.adapter = adapter
+        self.multimask = multimask
         self.img_size = int(sam.image_encoder.img_size)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -93,8 +95,10 @@ class SamSegmenter(PromptableSegmenter):
                 image_pe=image_pe,
                 sparse_prompt_embeddings=sparse,
                 dense_prompt_embeddings=dense,
-                multimask_output=False,
+                multimask_output=self.multimask == "first",
             )
+            if self.multimask == "first":  # the first of the three masks
+                low, iou = low[:, :1], iou[:, :1]
             lows.append(low)
             ious.append(iou)
         return torch.cat(lows, dim=0), torch.cat(ious, dim=0)
@@ -138,7 +142,9 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
 
     Args:
         method_cfg: ``methods.<name>`` from params.yaml: ``lora`` (null or r/alpha/dropout/
-            targets), ``adapter`` (null or ``hidden``), ``decoder`` (``train``|``freeze``) and
+            targets), ``adapter`` (null or ``hidden`` plus optional ``variant`` code|text and
+            ``init`` zero|default, see :class:`~samlora.models.adapter.SpatialAdapter`),
+            ``decoder`` (``train``|``freeze``) and
             ``encoder`` (``freeze``, the default, or ``train``: the image and prompt
             encoders' own weights train too, i.e. full fine-tuning).
         backbone_cfg: ``backbones.<id>``: ``family`` (sam), ``arch``, ``img_size`` and
@@ -175,8 +181,11 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     adapter_cfg = _get(method_cfg, "adapter")
     adapter = None
     if adapter_cfg:
-        adapter = SpatialAdapter(sam.prompt_encoder.embed_dim, int(adapter_cfg["hidden"]))
-    model = SamSegmenter(sam, adapter)
+        adapter = SpatialAdapter(sam.prompt_encoder.embed_dim, int(adapter_cfg["hidden"]),
+                                 variant=str(adapter_cfg.get("variant", "code")),
+                                 init=str(adapter_cfg.get("init", "zero")))
+    multimask = check_multimask(str(method_cfg.get("multimask", "single")))
+    model = SamSegmenter(sam, adapter, multimask)
     set_trainable(model, train_decoder=decoder == "train", train_encoder=encoder == "train")
     return model.train()
 

@@ -9,6 +9,9 @@
   [4, 8, 16, 32]}}``; several keys are zipped (``{lora.r: [32, 64], lora.alpha: [64,
   128]}``), and a ``train.<key>`` sets the method's own train settings. A variant's name is
   derived: ``topolora_sam-r4``, ``sam2lora-r32-alpha64``;
+  ``{base: topolora_sam, fidelity: reference}`` trains the method as its paper's code does
+  (:mod:`samlora.fidelity`; name ``topolora_sam-ref``; ``paper`` defaults to the study's),
+  and a study-wide ``fidelity: reference`` does so for its plain method names;
 - ``protocols``: ``{train: <dataset> | [<datasets>], name: <union name>, target: <label
   kind>, sampling: proportional | balanced, test: [<datasets>]}``;
 - ``modes`` (optional): the evaluation modes its summary reports, from ``evaluate.modes``;
@@ -111,30 +114,75 @@ def _set(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:
     node[leaf] = value
 
 
-def method_variants(cfg: DictConfig, entry: Any, where: str
-                    ) -> list[tuple[str, str, dict[str, Any]]]:
-    """``(name, base method, resolved method config)`` of one ``methods`` entry."""
+#: Suffix of a method trained as its paper's code does (``fidelity: reference``).
+REFERENCE_SUFFIX = "ref"
+
+
+def _with_fidelity(method_cfg: dict[str, Any], paper: str | None, where: str) -> dict[str, Any]:
+    """``method_cfg`` with every reference value of ``paper``'s code applied
+    (:func:`samlora.fidelity.reference_overrides`); a key whose section the method lacks
+    (e.g. ``adapter.init`` on a method without adapter) is skipped."""
+    from samlora.fidelity import PAPERS, reference_overrides
+
+    if paper not in PAPERS:
+        raise StudyError(f"{where}: fidelity reference needs the paper whose code to follow: "
+                         f"set 'paper' ({list(PAPERS)}) on the entry or the study")
+    out = copy.deepcopy(method_cfg)
+    for dotted, value in reference_overrides(paper).items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            if part == "train" and node is out:
+                node = node.setdefault("train", {})
+                continue
+            node = node.get(part) if isinstance(node.get(part), dict) else None
+            if node is None:
+                break
+        if node is not None:
+            node[leaf] = value
+    return out
+
+
+def method_variants(cfg: DictConfig, entry: Any, where: str, paper: str | None = None,
+                    fidelity: str = "corrected") -> list[tuple[str, str, dict[str, Any]]]:
+    """``(name, base method, resolved method config)`` of one ``methods`` entry.
+
+    ``fidelity: reference`` (on the entry, or the study's default for plain names) applies
+    the reference code's values of ``paper`` (the entry's ``paper``, else the study's) and
+    appends ``-ref`` to the name.
+    """
     if isinstance(entry, str):
-        if entry not in cfg.methods:
-            raise StudyError(f"{where}: unknown method '{entry}'")
-        return [(entry, entry, _plain(cfg.methods[entry]))]
+        entry = {"base": entry, "fidelity": fidelity}
+        if entry["base"] not in cfg.methods:
+            raise StudyError(f"{where}: unknown method '{entry['base']}'")
     entry = _plain(entry)
     base, sweep = entry.get("base"), entry.get("sweep") or {}
     if base not in cfg.methods:
         raise StudyError(f"{where}.base: unknown method {base!r}")
+    level = entry.get("fidelity", "corrected")
+    if level not in ("corrected", "reference"):
+        raise StudyError(f"{where}.fidelity: {level!r} is not corrected or reference")
+    start = _plain(cfg.methods[base])
+    stem = base
+    if level == "reference":
+        start = _with_fidelity(start, entry.get("paper", paper), where)
+        stem = f"{base}-{REFERENCE_SUFFIX}"
+    if not sweep:
+        same = _plain_method_named(cfg, start) if level == "reference" else base
+        return [(same, same, start) if same else (stem, base, start)]
     lengths = {len(v) for v in sweep.values()}
-    if not sweep or len(lengths) != 1 or 0 in lengths:
+    if len(lengths) != 1 or 0 in lengths:
         raise StudyError(f"{where}.sweep: give each key a list of values, all of one length")
     out = []
     for i in range(lengths.pop()):
-        method_cfg = _plain(cfg.methods[base])
+        method_cfg = copy.deepcopy(start)
         parts = []
         for key, values in sweep.items():
             _set(method_cfg, key, values[i], f"{where}.sweep")
             leaf, value = key.rsplit(".", 1)[-1], _format(values[i])
             parts.append(f"{leaf}={value}" if isinstance(values[i], (list, tuple)) else
                          f"{leaf}{value}")
-        name = "-".join([base, *parts])
+        name = "-".join([stem, *parts])
         if not NAME_OK.match(name):
             raise StudyError(f"{where}: derived name {name!r} has characters that cannot be a "
                              "folder name")
@@ -181,8 +229,10 @@ def _runs_of(cfg: DictConfig, name: str) -> tuple[Mapping[str, Any], list[tuple[
         raise StudyError(f"unknown study '{name}'; params.yaml defines {study_names(cfg)}")
     study = _plain(cfg.studies[name])
     out = []
+    paper, level = study.get("paper"), study.get("fidelity", "corrected")
     for i, entry in enumerate(study.get("methods") or []):
-        for variant, base, method_cfg in method_variants(cfg, entry, f"{where}.methods[{i}]"):
+        for variant, base, method_cfg in method_variants(cfg, entry, f"{where}.methods[{i}]",
+                                                         paper, level):
             train = resolved_train(cfg, method_cfg)
             backbone_cfg = _plain(cfg.backbones[method_cfg["backbone"]])
             for proto in protocols(study, where):

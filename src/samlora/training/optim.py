@@ -9,7 +9,7 @@ A run is sized either by epochs or by optimiser steps (the ``train`` block's ``s
   optimiser steps; the last epoch may be partial (:func:`batches_in_epoch` says how many
   of its batches to consume). ``epochs`` is then ignored. SAM2LoRA's protocol.
 
-and follows one of two schedules (``schedule``), both LambdaLR multipliers of ``lr``, so a
+and follows one of three schedules (``schedule``), all LambdaLR multipliers of ``lr``, so a
 scheduler's ``state_dict`` is only its step count and resumes exactly from ``last.pt``:
 
 - ``cosine`` (default): linear warmup over ``warmup_steps``, then one cosine decay from
@@ -20,6 +20,13 @@ scheduler's ``state_dict`` is only its step count and resumes exactly from ``las
   the lr jumps back to ``lr`` at each restart. After the warmup it equals
   ``torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(T_0=restart_steps,
   T_mult=restart_mult, eta_min=min_lr)`` stepped once per optimiser step.
+- ``cosine_epoch``: TopoLoRA-SAM's code, ``torch.optim.lr_scheduler.CosineAnnealingLR(
+  T_max=epochs, eta_min=0)`` stepped once per *epoch*: the lr is constant within an epoch,
+  ``lr * (1 + cos(pi * e / epochs)) / 2`` in epoch ``e`` (0-based), so the last epoch still
+  trains at a positive lr and 0 is reached only after the run (:func:`epoch_cosine_factor`,
+  still a per-optimiser-step LambdaLR factor with ``e = step // steps_per_epoch``). As the
+  reference, it decays to 0 whatever ``min_lr`` says (``min_lr`` is ignored) and has no
+  warmup (``warmup_steps`` must be 0); it is defined by epochs, so ``steps`` must be null.
 
 How the loop uses them (one ``sched.step()`` after every ``opt.step()``)::
 
@@ -51,7 +58,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "restart_mult": 1,
 }
 #: Values of ``train.schedule``.
-SCHEDULES = ("cosine", "cosine_restarts")
+SCHEDULES = ("cosine", "cosine_restarts", "cosine_epoch")
 
 
 def build_optimizer(
@@ -105,6 +112,27 @@ def restart_factor(step: int, warmup: int, t0: int, mult: int, floor: float) -> 
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t_cur / t_i))
 
 
+def epoch_cosine_factor(step: int, per_epoch: int, epochs: int) -> float:
+    """Multiplier of the base lr at ``step`` under a per-epoch cosine (``cosine_epoch``).
+
+    ``(1 + cos(pi * e / epochs)) / 2`` with ``e = step // per_epoch`` the epoch the step
+    falls in: torch's ``CosineAnnealingLR(T_max=epochs, eta_min=0)`` stepped once per epoch
+    (its closed form). 1 through epoch 0, positive through the last epoch ``epochs - 1``,
+    0 from step ``epochs * per_epoch`` on (the epoch is capped at ``epochs``, so it stays 0
+    rather than rising again as torch's would past ``T_max``).
+
+    Args:
+        step: optimiser steps taken so far (the LambdaLR step count), >= 0.
+        per_epoch: optimiser steps in one epoch (:func:`steps_per_epoch`), >= 1.
+        epochs: epochs of the run, ``T_max``, >= 1.
+    """
+    if step < 0 or per_epoch < 1 or epochs < 1:
+        raise ValueError(f"epoch_cosine_factor: bad arguments step={step}, "
+                         f"per_epoch={per_epoch}, epochs={epochs}")
+    epoch = min(step // per_epoch, epochs)
+    return 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer,
     total_steps: int,
@@ -139,8 +167,10 @@ def check_train_block(train: Mapping[str, Any], where: str) -> None:
     :data:`TRAIN_DEFAULTS` when absent, and the keys they combine with: ``epochs`` (an
     integer >= 1, required unless ``steps`` is set), ``grad_accum`` (integer >= 1), ``lr``
     (> 0), ``min_lr`` (0 <= min_lr <= lr) and ``warmup_steps`` (integer >= 0, and below
-    ``steps`` when that is set, or the run would end inside its warmup). Other keys of the
-    block are left to the params schema.
+    ``steps`` when that is set, or the run would end inside its warmup). ``cosine_epoch``
+    further needs ``steps`` null (it is defined by epochs; the error names ``schedule``)
+    and ``warmup_steps`` 0 (it has no warmup). Other keys of the block are left to the
+    params schema.
 
     Args:
         train: a resolved ``train`` block (global block merged with any run overrides).
@@ -181,6 +211,13 @@ def check_train_block(train: Mapping[str, Any], where: str) -> None:
     schedule = _setting(train, "schedule")
     if schedule not in SCHEDULES:
         raise bad("schedule", f"must be one of {', '.join(SCHEDULES)}")
+    if schedule == "cosine_epoch":
+        if steps is not None:
+            raise ValueError(f"{where}.schedule: cosine_epoch is defined by epochs, so "
+                             f"steps must be null (got steps={steps!r})")
+        if train["warmup_steps"] != 0:
+            raise bad("warmup_steps", "must be 0 with schedule cosine_epoch (it has no "
+                                      "warmup, as TopoLoRA-SAM's CosineAnnealingLR)")
     need_int("restart_steps", 1)
     need_int("restart_mult", 1)
 
@@ -254,6 +291,9 @@ def build_schedule(
     ``schedule: cosine_restarts``: warmup, then :func:`restart_factor` with
     ``t0 = restart_steps``, ``mult = restart_mult``, floor ``min_lr``; it does not use
     ``total`` (its cycles run on for as long as the loop steps), which is still checked.
+    ``schedule: cosine_epoch``: :func:`epoch_cosine_factor` with ``per_epoch = total //
+    epochs`` (an epoch-sized run's ``total`` is ``epochs * steps_per_epoch``; a ``total``
+    that is not a multiple of ``epochs`` is an error); ``min_lr`` is not used.
 
     The factor is a plain function, so ``state_dict()`` holds the step count only (no
     lambda state) and ``load_state_dict`` of a checkpoint resumes the lr exactly.
@@ -269,8 +309,18 @@ def build_schedule(
         raise ValueError(f"build_schedule: total must be an integer >= 1 (got {total!r})")
     lr, warmup = train["lr"], train["warmup_steps"]
     floor = train["min_lr"] / lr
-    if _setting(train, "schedule") == "cosine":
+    schedule = _setting(train, "schedule")
+    if schedule == "cosine":
         return build_scheduler(optimizer, total, warmup, lr, train["min_lr"])
+    if schedule == "cosine_epoch":
+        epochs = train["epochs"]
+        if total % epochs:
+            raise ValueError(f"build_schedule: total ({total}) must be a multiple of "
+                             f"train.epochs ({epochs}) for schedule cosine_epoch")
+        per_epoch = total // epochs
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: epoch_cosine_factor(step, per_epoch, epochs)
+        )
     t0, mult = _setting(train, "restart_steps"), _setting(train, "restart_mult")
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: restart_factor(step, warmup, t0, mult, floor)

@@ -7,7 +7,12 @@ prompt-free), ``eval_modes`` (evaluation modes, see :data:`samlora.models.prompt
 and ``erode_radius`` (disk radius in px of the erosion positives are drawn from),
 ``sampling`` (``uniform`` or SAM2LoRA's ``density`` region) and ``negatives`` (false: no mode
 draws a negative point, as SAM2LoRA's code, whose ``num_neg_points`` defaults to 0, so that
-its "5pt+1neg" mode is 5 positives alone).
+its "5pt+1neg" mode is 5 positives alone). Two keys shape the *training* prompts only
+(:func:`training_prompts`; evaluation prompts are drawn as before whatever they say):
+``replacement`` (true: positives drawn with replacement, as SAM2LoRA's code draws its 200;
+default false) and ``erode`` (``disk``: by a disk of ``erode_radius``, default; ``square2``:
+by a 2×2 square, as SAM2LoRA's ``cv2.erode(mask, np.ones((2, 2)))``, see
+:func:`samlora.models.prompts.erode_square2`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import torch
 
 from samlora.models.prompts import (
+    ERODES,
     EVAL_MODES,
     Prompts,
     PromptSpec,
@@ -47,6 +53,8 @@ class PromptSettings:
     erode_radius: int = 1
     sampling: str = "uniform"  # or "density" (SAM2LoRA's code; models.prompts)
     negatives: bool = True  # False: modes draw no negative point (SAM2LoRA's code: 5pt1neg = 5pt)
+    replacement: bool = False  # training positives with replacement (SAM2LoRA's code)
+    erode: str = "disk"  # training erosion: disk(erode_radius), or "square2" (SAM2LoRA's code)
 
 
 def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
@@ -71,7 +79,11 @@ def prompt_settings(method_cfg: Mapping[str, Any]) -> PromptSettings:
         erode_radius=int(block.get("erode_radius", defaults.erode_radius)),
         sampling=str(block.get("sampling", defaults.sampling)),
         negatives=_flag(block.get("negatives", defaults.negatives), "negatives"),
+        replacement=_flag(block.get("replacement", defaults.replacement), "replacement"),
+        erode=block.get("erode", defaults.erode),
     )
+    if s.erode not in ERODES:
+        raise ValueError(f"method prompts.erode: {s.erode!r} is not one of {list(ERODES)}")
     bad = [m for m in s.eval_modes if m not in EVAL_MODES]
     if bad:
         raise ValueError(f"method prompts.eval_modes: unknown mode(s) {bad}; "
@@ -100,7 +112,8 @@ def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> 
 
     Returns:
         ``fn(batch) -> prompts`` drawing ``train_points`` positives per image from
-        ``batch["mask"]``, image after image from one generator.
+        ``batch["mask"]``, image after image from one generator, with the settings'
+        ``erode_radius``, ``sampling``, ``replacement`` and ``erode``.
     """
     if settings.train_points == 0:
         return None
@@ -110,7 +123,8 @@ def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> 
 
     def sample(batch: Mapping[str, Any]) -> Prompts | None:
         return sample_prompts(batch["mask"], spec, rng, erode_radius=settings.erode_radius,
-                              sampling=settings.sampling)
+                              sampling=settings.sampling, replacement=settings.replacement,
+                              erode=settings.erode)
 
     return sample
 
