@@ -9,7 +9,15 @@ import pytest
 from omegaconf import OmegaConf
 
 from samlora.config import load_config
-from samlora.fidelity import DIFFERENCES, PAPERS, markdown_table, reference_overrides
+from samlora.fidelity import (
+    DIFFERENCES,
+    PAPERS,
+    SECTIONS,
+    SEGLAB_GEOMETRY,
+    STATUSES,
+    markdown_table,
+    reference_overrides,
+)
 from samlora.study.studies import StudyError, expand
 
 
@@ -21,11 +29,14 @@ def cfg(repo_root: Path):
 def test_every_row_is_complete_and_the_readme_shows_the_table(repo_root: Path) -> None:
     assert {d.paper for d in DIFFERENCES} == set(PAPERS)
     for d in DIFFERENCES:
-        assert d.status in ("switch", "evaluation", "documented", "open"), d.name
+        assert d.status in STATUSES, d.name
         assert d.name and d.text and d.code and d.corrected, d.name
-        if d.status == "switch":
-            assert d.switch.split(".")[0] in ("loss", "adapter", "train", "lora", "prompts",
-                                              "multimask", "methods"), d.name
+        if d.status in ("switch", "choice"):
+            keys = [k.strip() for k in d.switch.split(",")]
+            assert all(k.split(".")[0] in (*SECTIONS, "methods") for k in keys), d.name
+        if d.status == "data":
+            assert d.switch.startswith("data.") and d.reference is not None, d.name
+    assert not [d.name for d in DIFFERENCES if d.status == "open"]  # every row is settled
     readme = (repo_root / "README.md").read_text()
     assert markdown_table() in readme, "README's fidelity table is stale: paste " \
         "`python -m samlora fidelity --markdown`"
@@ -36,16 +47,21 @@ def test_reference_runs_carry_every_reference_value(cfg) -> None:
     topo = {r.method: r for r in studies["fidelity"].runs if r.seed == 0}
     assert sorted(topo) == ["topolora_sam", "topolora_sam-ref"]
     ref, ours = topo["topolora_sam-ref"], topo["topolora_sam"]
-    overrides = reference_overrides("TopoLoRA-SAM")
+    overrides = reference_overrides("TopoLoRA-SAM", "sam_vit_b", "sam")
     assert overrides == {"loss.cldice_form": "seglab", "loss.dice_smooth": 1e-6,
                          "adapter.init": "default", "adapter.variant": "code",
                          "train.weight_decay": 1e-4, "train.schedule": "cosine_epoch",
-                         "train.augment": {"pipeline": "topolora_ref", "crop": 384}}
+                         "train.precision": "amp",
+                         "train.augment": {"pipeline": "topolora_ref", "crop": None},
+                         "geometry": SEGLAB_GEOMETRY}
     assert ref.method_cfg["loss"]["cldice_form"] == "seglab"
     assert ref.method_cfg["adapter"] == {**ours.method_cfg["adapter"], "init": "default",
                                          "variant": "code"}
     assert (ref.train["weight_decay"], ref.train["schedule"]) == (1e-4, "cosine_epoch")
-    assert ref.train["augment"] == {"pipeline": "topolora_ref", "crop": 384}
+    assert ref.train["precision"] == "amp" and ours.train["precision"] == "fp32"
+    assert ref.train["augment"] == {"pipeline": "topolora_ref", "crop": None}
+    assert ref.method_cfg["geometry"] == SEGLAB_GEOMETRY and "geometry" not in ours.method_cfg
+    assert (ref.train["batch_size"], ref.train["grad_accum"]) == (1, 4)  # SAM: as Seglab
     assert ours.train["weight_decay"] == cfg.train.weight_decay  # corrected: params.yaml's
     assert ref.config_hash != ours.config_hash
     sam = {r.method: r for r in studies["fidelity_sam2lora"].runs if r.seed == 0}
@@ -53,9 +69,35 @@ def test_reference_runs_carry_every_reference_value(cfg) -> None:
     assert s_ref["multimask"] == "first" and s_ref["lora"]["init"] == "gaussian_sqrt_r"
     assert s_ref["lora"]["dropout"] == 0.1
     assert sam["sam2lora-ref"].train["augment"] == {"pipeline": "sam2lora_ref"}
+    assert sam["sam2lora-ref"].train["precision"] == "amp"
+    # the backbone and rank are a stated choice: the fidelity study keeps one model size
+    assert sam["sam2lora-ref"].backbone == sam["sam2lora"].backbone
+    assert s_ref["lora"]["r"] == sam["sam2lora"].method_cfg["lora"]["r"]
     assert (s_ref["prompts"]["replacement"], s_ref["prompts"]["erode"],
             s_ref["prompts"]["sampling"], s_ref["prompts"]["negatives"]) == (
         True, "square2", "density", False)
+
+
+def test_baselines_get_their_own_reference_values(cfg) -> None:
+    """Batch 4 without accumulation, the dataset's input size, SegFormer's ADE weights and
+    Mask2Former's noisy-OR; none of it reaches the SAM methods."""
+    study = OmegaConf.merge(cfg, {"studies": {"b": {
+        "paper": "TopoLoRA-SAM", "fidelity": "reference",
+        "methods": ["unet_r34", "segformer_b0", "mask2former_swin_t"],
+        "protocols": [{"train": "drive", "test": ["drive"]},
+                      {"train": "kvasir_seg", "test": ["kvasir_seg"]}]}}})
+    runs = {(r.method, r.train_name): r for r in expand(study, ["b"])["b"].runs if r.seed == 0}
+    unet = runs[("unet_r34-ref", "drive")]
+    assert (unet.train["batch_size"], unet.train["grad_accum"]) == (4, 1)
+    assert unet.backbone_cfg["img_size"] == 384
+    assert runs[("unet_r34-ref", "kvasir_seg")].backbone_cfg["img_size"] == 512
+    assert runs[("segformer_b0-ref", "drive")].backbone == "segformer_b0_ade"
+    assert runs[("mask2former_swin_t-ref", "drive")].backbone == "mask2former_swin_t_noisy_or"
+    assert cfg.backbones.segformer_b0_ade.pretrained == \
+        "nvidia/segformer-b0-finetuned-ade-512-512"
+    assert cfg.backbones.mask2former_swin_t_noisy_or.reduction == "noisy_or"
+    sam = reference_overrides("TopoLoRA-SAM", "sam_vit_b", "sam")
+    assert "backbone" not in sam and "train.batch_size" not in sam
 
 
 def test_a_reference_entry_needs_its_paper(cfg) -> None:

@@ -9,8 +9,12 @@ default) keeps params.yaml's values. ``python -m samlora fidelity`` prints the t
 
 ``status`` says how far a row is implemented: ``switch`` (a key with both behaviours and a
 test of the reference one), ``evaluation`` (an evaluation mode reproduces it,
-:mod:`samlora.evaluation.modes`), ``documented`` (a reference-code defect we do not
-reproduce) or ``open`` (not switchable yet; the corrected behaviour is used either way).
+:mod:`samlora.evaluation.modes`), ``data`` (a ``data.*`` setting: it changes the prepared
+data of every study, so ``fidelity: reference`` cannot apply it per method), ``choice`` (a
+default we choose differently and state in params.yaml; the key follows the paper when set,
+and ``fidelity: reference`` leaves it, so the fidelity studies compare code semantics at one
+model size), ``documented`` (a reference-code defect we do not reproduce) or ``open`` (not
+switchable yet). ``only`` limits a row to methods on the named backbone ids or families.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ TOPOLORA = "TopoLoRA-SAM"
 SAM2LORA = "SAM2LoRA"
 PAPERS = (TOPOLORA, SAM2LORA)
 FIDELITY = ("corrected", "reference")
+STATUSES = ("switch", "evaluation", "data", "choice", "documented", "open")
+#: Method-config sections a reference value may set.
+SECTIONS = ("loss", "adapter", "train", "lora", "prompts", "multimask", "geometry", "backbone")
+#: TopoLoRA-SAM's code: every model sees 384² inputs (512² on Kvasir-SEG and SL-SSDD).
+SEGLAB_GEOMETRY = {"resize": "stretch", "size": 384,
+                   "size_by_dataset": {"kvasir_seg": 512, "sl_ssdd": 512}}
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,7 @@ class Difference:
     switch: str
     reference: Any = None
     status: str = "switch"
+    only: tuple[str, ...] = ()
 
 
 def _d(*args: Any, **kwargs: Any) -> Difference:
@@ -65,29 +76,32 @@ DIFFERENCES: tuple[Difference, ...] = (
        "CosineAnnealingLR(T_max = epochs), stepped per epoch, down to 0",
        "per optimiser step, warmup then cosine to train.min_lr", "train.schedule",
        "cosine_epoch"),
-    _d(TOPOLORA, "mixed precision", "not stated", "Lightning precision 16-mixed", "fp32",
-       "train.precision", "16-mixed", "open"),
+    _d(TOPOLORA, "mixed precision", "not stated",
+       "Lightning precision 16-mixed (Lightning runs bf16-mixed on CPU)", "fp32",
+       "train.precision", "amp"),
     _d(TOPOLORA, "augmentation and training geometry", "flips, 384 training crops",
-       "seglab/data/transforms.py: RandomScale 0.8–1.2, PadIfNeeded, random 384 crop, "
-       "flips, ColorJitter p 0.2; the crop is upsampled to 1024 in the model",
+       "seglab/data/transforms.py: RandomScale 0.8–1.2, PadIfNeeded, random 384 crop "
+       "(512 on Kvasir-SEG/SL-SSDD), flips, ColorJitter p 0.2; the crop is upsampled to "
+       "1024 in the model",
        "the whole image, longest side to the model size, padded; flips + rot90",
-       "train.augment", {"pipeline": "topolora_ref", "crop": 384}),
-    _d(TOPOLORA, "test geometry", "—",
-       "test images resized to 384² without keeping the aspect ratio, then to 1024",
-       "the whole image, longest side to the model size, padded; scored at native size",
-       "predict geometry", None, "open"),
+       "train.augment", {"pipeline": "topolora_ref", "crop": None}),
+    _d(TOPOLORA, "validation and test geometry; baselines' input size",
+       "384 retina, 512 Kvasir/SL-SSDD",
+       "Resize(384, 384) without keeping the aspect ratio (512² Kvasir-SEG/SL-SSDD); SAM "
+       "upsamples to 1024, the baselines run at that size",
+       "longest side to the model size, padded (baselines 512 everywhere); predictions "
+       "mapped back and scored at native size", "geometry", SEGLAB_GEOMETRY),
     _d(TOPOLORA, "baselines' batch", "batch 4", "batch 4, no accumulation",
-       "1 × 4 accumulation for every method (matters for BatchNorm)", "train.batch_size",
-       None, "open"),
-    _d(TOPOLORA, "baselines' input size", "384 retina, 512 Kvasir/SL-SSDD",
-       "Resize to 384 (512 Kvasir/SL-SSDD)", "512 letterbox everywhere", "backbones.*.img_size",
-       None, "open"),
+       "1 × 4 accumulation for every method (matters for BatchNorm)",
+       "train.batch_size, train.grad_accum", {"train.batch_size": 4, "train.grad_accum": 1},
+       only=("baseline",)),
     _d(TOPOLORA, "SegFormer weights", "SegFormer-B0",
-       "nvidia/segformer-b0-finetuned-ade-512-512", "nvidia/mit-b0", "backbones.segformer_b0",
-       None, "open"),
+       "nvidia/segformer-b0-finetuned-ade-512-512 (encoder and decode head)",
+       "nvidia/mit-b0 (ImageNet encoder, new decode head)", "backbone", "segformer_b0_ade",
+       only=("segformer_b0",)),
     _d(TOPOLORA, "Mask2Former reduction", "Mask2Former",
-       "num_labels=1, 1 − Π_q(1 − p_q·σ(m_q))", "2 labels, fg/bg log-ratio",
-       "backbones.mask2former_swin_t", None, "open"),
+       "num_labels=1, 1 − Π_q(1 − p_q·σ(m_q))", "2 labels, fg/bg log-ratio", "backbone",
+       "mask2former_swin_t_noisy_or", only=("mask2former_swin_t",)),
     _d(TOPOLORA, "LoRA + adapter without clDice", "cross-dataset runs",
        "the cross-dataset experiment trains λ = 0", "a named method of its own",
        "methods.topolora_sam_no_cldice", None),
@@ -96,10 +110,15 @@ DIFFERENCES: tuple[Difference, ...] = (
        "evaluate.modes: topolora_ref", None, "evaluation"),
     # ---- SAM2LoRA vs its code -----------------------------------------------------------
     _d(SAM2LORA, "backbone and rank", "Hiera-L, r up to 1024 in the ablation",
-       "train.py: sam2.1_hiera_large, r 64, α 128", "Hiera-B+, r 8 (laptop-sized default)",
-       "methods.sam2lora.backbone, lora.r, lora.alpha", None, "open"),
+       "train.py: sam2.1_hiera_large, r 64, α 128",
+       "Hiera-B+, r 8 (a default sized for one GPU; the studies sweep r 32–1024)",
+       "methods.sam2lora.backbone, lora.r, lora.alpha",
+       {"backbone": "sam2_hiera_l", "lora.r": 64, "lora.alpha": 128}, "choice"),
     _d(SAM2LORA, "LoRA dropout", "not stated",
-       "model/lora_adapters.py: dropout 0.1 on the LoRA branch", "0", "lora.dropout", 0.1),
+       "model/lora_adapters.py: dropout 0.1 on the LoRA branch's output, B(A(x))",
+       "0; with lora.dropout peft drops the branch's input, B(A(dropout(x))): the same "
+       "rate, not the same noise (samlora keeps peft's layers rather than hand-written ones)",
+       "lora.dropout", 0.1),
     _d(SAM2LORA, "LoRA A initialisation", "not stated",
        "lora_adapters.py: A ~ N(0, 1)/√r, B = 0", "peft's Kaiming-uniform A, B = 0",
        "lora.init", "gaussian_sqrt_r"),
@@ -122,11 +141,12 @@ DIFFERENCES: tuple[Difference, ...] = (
        "affine; p 0.5 colour jitter, blur, sharpness",
        "flips + rot90", "train.augment", {"pipeline": "sam2lora_ref"}),
     _d(SAM2LORA, "mixed precision", "not stated", "torch AMP", "fp32", "train.precision",
-       "16-mixed", "open"),
+       "amp"),
     _d(SAM2LORA, "splits", "random splits",
-       "sklearn train_test_split, random_state 0 (CHASE 8 test, HRF 13, STARE 5, ORIGA 163, "
-       "G1020 255, GRAPE 158, PAPILA 122)", "official / conventional splits",
-       "data.split_variants", None, "open"),
+       "sklearn train_test_split of the globbed files, random_state 0 (CHASE 8 test, HRF "
+       "13, STARE 5, ORIGA 163, G1020 255, GRAPE 158, PAPILA 122)",
+       "official / conventional splits (the variant draws from the sorted ids: glob order "
+       "is the file system's)", "data.split_variants.<dataset>", "sam2lora_random", "data"),
     _d(SAM2LORA, "evaluation", "IoU, AUC, Dice, HD95, ...",
        "1024² without aspect, no FOV, union of annotators", "native size, FOV, per image",
        "evaluate.modes: sam2lora_ref", None, "evaluation"),
@@ -146,13 +166,16 @@ def differences(paper: str | None = None) -> list[Difference]:
     return [d for d in DIFFERENCES if paper is None or d.paper == paper]
 
 
-def reference_overrides(paper: str) -> dict[str, Any]:
-    """Dotted method-config keys → values that make a method of ``paper`` train as its
-    code does (the ``switch`` rows with a reference value; ``prompts.*`` rows expand)."""
+def reference_overrides(paper: str, backbone: str | None = None,
+                        family: str | None = None) -> dict[str, Any]:
+    """Dotted method-config keys → values that make a method of ``paper`` on ``backbone``
+    (id) of ``family`` train as its code does: the ``switch`` rows with a reference value
+    (rows with ``only`` apply where the id or family is listed; several keys expand)."""
     out: dict[str, Any] = {}
     for d in differences(paper):
-        if d.status != "switch" or d.reference is None or not d.switch.split(".")[0] in (
-                "loss", "adapter", "train", "lora", "prompts", "multimask"):
+        if d.status != "switch" or d.reference is None:
+            continue
+        if d.only and backbone not in d.only and family not in d.only:
             continue
         if "," in d.switch:  # several keys: the value maps each dotted key to its value
             out.update(dict(d.reference))

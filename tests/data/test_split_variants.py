@@ -102,8 +102,8 @@ def test_config_accepts_a_fold_and_rejects_bad_keys(repo_root: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.split_variants\.stare.*does not match"):
         load_config([params], ["data.split_variants.stare=fold3"])
     with pytest.raises(ConfigError,
-                       match=r"data\.split_variants\.chase_db1.*declares no variants"):
-        load_config([params], ["+data.split_variants.chase_db1=leave_one_out/0"])
+                       match=r"data\.split_variants\.fives.*declares no variants"):
+        load_config([params], ["+data.split_variants.fives=leave_one_out/0"])
     with pytest.raises(ConfigError, match=r"data\.split_variants\.retina: unknown dataset "
                                           r"'retina'; registered datasets: .*stare"):
         load_config([params], ["+data.split_variants.retina=leave_one_out/0"])

@@ -67,16 +67,18 @@ def test_training_loss_falls_and_writes_run_files(repo_root: Path, processed: Pa
     assert (run / "dvclive" / "metrics.json").is_file()
 
 
-@pytest.mark.slow  # three real training runs: ~20 s here
+@pytest.mark.slow  # three real training runs: ~20 s here (each precision)
+@pytest.mark.parametrize("precision", ["fp32", "amp"])  # amp: bf16 autocast on CPU
 def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
-        repo_root: Path, processed: Path, tmp_path: Path) -> None:
+        repo_root: Path, processed: Path, tmp_path: Path, precision: str) -> None:
     """Augmentation on; the uninterrupted reference loads in the main process, the killed
     and resumed run with 2 worker processes: all three must give the same bits."""
     epochs = 4
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    subprocess.run(_cmd(repo_root, processed, ref, epochs, 0), check=True, cwd=tmp_path,
+    prec = f"train.precision={precision}"
+    subprocess.run(_cmd(repo_root, processed, ref, epochs, 0, prec), check=True, cwd=tmp_path,
                    capture_output=True, timeout=300)
-    proc = subprocess.Popen(_cmd(repo_root, processed, killed, epochs, 2), cwd=tmp_path,
+    proc = subprocess.Popen(_cmd(repo_root, processed, killed, epochs, 2, prec), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (killed / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
@@ -88,7 +90,7 @@ def test_killed_run_resumes_to_exactly_the_weights_of_an_uninterrupted_run(
     assert not (killed / "config.yaml").exists(), "config.yaml is written only on success"
     done_before = len(_history(killed))
     assert 1 <= done_before < epochs
-    res = subprocess.run(_cmd(repo_root, processed, killed, epochs, 2), cwd=tmp_path,
+    res = subprocess.run(_cmd(repo_root, processed, killed, epochs, 2, prec), cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert f"from epoch {done_before}" in res.stderr

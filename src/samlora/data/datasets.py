@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from samlora.data.io import read_image, read_mask
 from samlora.data.multilabel import label_column
-from samlora.data.transforms import resize_pad
+from samlora.data.geometry import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any] | None:
     aug = {"hflip": float(augment.get("hflip", 0.0)), "vflip": float(augment.get("vflip", 0.0)),
            "rot90": bool(augment.get("rot90", False)),
            "pipeline": str(augment.get("pipeline", "samlora")),
-           "crop": int(augment.get("crop", 384))}
+           "crop": None if augment.get("crop") is None else int(augment["crop"])}
     for key in ("hflip", "vflip"):
         if not 0.0 <= aug[key] <= 1.0:
             raise ValueError(f"augment.{key} is a probability, got {aug[key]}")
@@ -104,7 +104,8 @@ class SegmentationDataset(Dataset):
     def __init__(self, processed_dir: Path, cases: Sequence[str] | None = None,
                  split: str | None = None, size: int = 1024,
                  augment: Mapping[str, Any] | None = None, seed: int = 0,
-                 cache: bool = True, label: str | None = None, stream: int = 0) -> None:
+                 cache: bool = True, label: str | None = None, stream: int = 0,
+                 geometry: Geometry | None = None) -> None:
         """Read ``processed_dir/index.csv`` and select cases.
 
         Args:
@@ -114,12 +115,15 @@ class SegmentationDataset(Dataset):
             size: model input side S.
             augment: ``{hflip: p, vflip: p, rot90: bool}`` for training (ours), or
                 ``{pipeline: topolora_ref | sam2lora_ref, crop: px}`` for a paper's
-                (:mod:`samlora.data.augment`); None = no augmentation (validation, test).
+                (:mod:`samlora.data.augment`; crop null = the geometry's size, else 384);
+                None = no augmentation (validation, test).
             seed: seeds the augmentation draws (with the epoch and the item index).
             cache: keep decoded native images in memory.
             label: the target's label kind (``cup``); None = the dataset's primary label
                 (the ``mask`` column). Cases without that label are left out, unless
                 ``cases`` names them (then KeyError).
+            geometry: how images become S×S inputs (:mod:`samlora.data.geometry`; None =
+                letterbox).
             stream: separates the augmentation draws of the members of a union (each
                 member's item ``i`` would otherwise draw alike).
         """
@@ -141,11 +145,13 @@ class SegmentationDataset(Dataset):
         self.rows = by_case.to_dict("records")
         self.size = int(size)
         self.augment = _check_augment(augment)
+        self.geometry = geometry or Geometry()
         self._pipeline = None
         if self.augment is not None:  # a paper's torchvision pipeline (samlora.data.augment)
-            from samlora.data.augment import build
+            from samlora.data.augment import TOPOLORA_CROP, build
 
-            self._pipeline = build(self.augment["pipeline"], self.augment["crop"])
+            crop = self.augment["crop"] or self.geometry.size or TOPOLORA_CROP
+            self._pipeline = build(self.augment["pipeline"], crop)
         self.seed = int(seed)
         self.stream = int(stream)
         self.epoch = 0
@@ -230,7 +236,7 @@ class SegmentationDataset(Dataset):
             image, mask, fov = apply(self._pipeline, image, mask, fov, seed)
         elif self.augment is not None:
             image, mask, fov = self._augmented((image, mask, fov), i)
-        tensors, meta = resize_pad(image, mask, fov, self.size)
+        tensors, meta = self.geometry.apply(image, mask, fov, self.size)
         (h0, w0), (h1, w1) = meta["orig_hw"], meta["resized_hw"]
         return {"image": tensors["image"], "mask": tensors["mask"], "fov": tensors["fov"],
                 "case": self.rows[i]["case"], "orig_h": h0, "orig_w": w0,

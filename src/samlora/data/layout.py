@@ -111,7 +111,7 @@ def check_layout(spec: DatasetSpec, root: Path, allow_subset: bool = False,
         spec: the dataset.
         root: the layout's root folder.
         allow_subset: accept a source holding only some of the split file's cases.
-        variant: split variant (``leave_one_out/<k>``) or None.
+        variant: split variant (``leave_one_out/<k>``, ``sam2lora_random``, ...) or None.
 
     Returns:
         The present records and, for a subset, the absent case ids.

@@ -15,8 +15,9 @@
   (:mod:`samlora.data.layout`).
 - ``split_variants``: ``{dataset: variant}``; a dataset named there is prepared with that
   variant of its split file (``leave_one_out/<k>``: the k-th case of the sorted case list
-  is the only test case, :meth:`samlora.data.split_files.SplitFile.assignment`) instead of
-  the file's own split; null keeps the file's split.
+  is the only test case; ``sam2lora_random``: SAM2LoRA's sklearn random split of the sorted
+  cases; :mod:`samlora.data.split_variants`) instead of the file's own split; null keeps the
+  file's split.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class PreparePolicy:
         reference: ``first`` or ``union`` (see the module docstring).
         resolution: None for native size, else the longest side in px.
         allow_subset: accept a source holding only some of the split file's cases.
-        split_variant: split-file variant of the dataset (``leave_one_out/<k>``), or None
-            for the file's own split.
+        split_variant: split-file variant of the dataset (``leave_one_out/<k>``,
+            ``sam2lora_random``, ...), or None for the file's own split.
     """
 
     reference: str = "first"

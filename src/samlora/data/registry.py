@@ -10,7 +10,7 @@ the reader:
 - ``load_split(id) -> SplitFile``: the file's ``convention``, ``description``, ``seed``
   and ``splits`` (``{"train": (case, ...), "val": (...), "test": (...)}``; ``val`` only
   where official); ``SplitFile.assignment(variant=None) -> {case: split}`` (variant
-  ``leave_one_out/<k>`` where the file allows it).
+  ``leave_one_out/<k>``, ``sam2lora_random``, ... where the file allows it).
 - ``write_seeded_split(id, cases, seed, test_fraction=0.25)``: draw a seeded split once
   and write the file; refuses to overwrite. CLI: ``python -m samlora split --dataset <id>
   --seed 0`` (uses the spec's ``scan`` to list the cases found in the data).
@@ -197,7 +197,8 @@ class DatasetSpec:
 
         Args:
             root: the official layout's root folder.
-            variant: None, or a split variant the split file allows (``leave_one_out/<k>``).
+            variant: None, or a split variant the split file allows (``leave_one_out/<k>``,
+                ``sam2lora_random``, ...).
 
         Raises:
             SplitFileError: no or a malformed split file, or the reader's records disagree

@@ -12,11 +12,13 @@ One JSON file per dataset, ``samlora/data/splits/<id>.json`` (package data)::
       "variant_splits": {"set_a_b": {"train": [...], "test": [...]}}     # optional
     }
 
-Variants (``<name>/<k>``): ``leave_one_out/<k>`` makes the k-th of all sorted case ids the
-only test case and trains on the others; ``labelled_test/<k>`` cuts the sorted ``train``
-cases into :data:`LABELLED_TEST_FOLDS` contiguous blocks (DRIVE's 20: ids 21-25, 26-30,
-31-35, 36-40), tests on block k, trains on the other blocks and leaves the file's own test
-cases out (for a release that ships its test set without labels).
+Computed variants (:mod:`samlora.data.split_variants`), allowed where ``variants`` declares
+them: ``leave_one_out/<k>`` (the k-th sorted case is the only test case); ``labelled_test/<k>``
+(block k of 4 of the sorted ``train`` cases is test, e.g. DRIVE's 21-25, 26-30, ...; the
+file's test cases are left out, for a release without test labels); ``sam2lora_random`` (no
+``/<k>``, only for SAM2LoRA's datasets): sklearn's ``train_test_split(test_size=F,
+random_state=0)`` over all the file's cases, **sorted** (SAM2LoRA split its filesystem glob
+order, which cannot be recovered; sorting makes every machine draw the same split).
 
 Recorded variants (a plain name, e.g. ORIGA's ``set_a_b``) are splits a dataset publishes
 with its data: listed under ``variant_splits`` (each re-partitions exactly the file's
@@ -39,13 +41,25 @@ import dataclasses
 import functools
 import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from samlora.data.split_variants import (
+    FOLD_VARIANTS,
+    PLAIN_VARIANTS,
+    SAM2LORA_RANDOM,
+    SAM2LORA_TEST_FRACTIONS,
+    VARIANTS,
+    VariantError,
+    compute,
+    fold_range,
+    is_computed,
+    sam2lora_description,
+    split_name,
+)
 from samlora.utils.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -54,10 +68,6 @@ log = logging.getLogger(__name__)
 SPLIT_NAMES = ("train", "val", "test")
 #: Folder of the committed split files.
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
-#: Variant names :meth:`SplitFile.assignment` understands (``<name>/<k>``).
-VARIANTS = ("leave_one_out", "labelled_test")
-#: Blocks of ``labelled_test``: 4 (20 training cases -> 15 train / 5 test per fold).
-LABELLED_TEST_FOLDS = 4
 _KEYS = {"dataset", "convention", "description", "seed", "splits", "variants",
          "variant_splits"}
 
@@ -105,11 +115,10 @@ class SplitFile:
         """``{case: split}`` of the default split, or of ``variant``.
 
         Args:
-            variant: None for the file's split, ``leave_one_out/<k>`` (k-th case of the
-                sorted case list is the only test case, every other case is train) or
-                ``labelled_test/<k>`` (block k of the sorted train cases is test, the other
-                blocks train, the file's test cases are left out); the file must list the
-                variant's name among its variants.
+            variant: None for the file's split, a recorded variant, or a computed one
+                (``leave_one_out/<k>``, ``labelled_test/<k>``, ``sam2lora_random``: see
+                :mod:`samlora.data.split_variants`); the file must list its name among
+                its variants.
 
         Raises:
             SplitFileError: unknown variant or fold index.
@@ -118,33 +127,15 @@ class SplitFile:
             return {c: name for name in SPLIT_NAMES for c in self.splits.get(name, ())}
         if variant in self.recorded:
             return self._recorded(variant)
-        m = re.fullmatch(r"(\w+)/(\d+)", variant)
-        if m is None or m.group(1) not in self.variants or m.group(1) not in VARIANTS:
+        if not is_computed(variant) or split_name(variant)[0] not in self.variants:
+            names = [f"{v}/<k>" if v in FOLD_VARIANTS else v for v in self.variants]
             raise SplitFileError(f"{self.path}: unknown split variant {variant!r}; this file "
-                                 f"allows {[f'{v}/<k>' for v in self.variants]}")
-        k = int(m.group(2))
-        if m.group(1) == "labelled_test":
-            blocks = self._labelled_test_blocks()
-            if k >= len(blocks):
-                raise SplitFileError(f"{self.path}: fold {k} of {variant!r} out of range "
-                                     f"(0..{len(blocks) - 1})")
-            return {c: "test" if i == k else "train"
-                    for i, block in enumerate(blocks) for c in block}
-        ordered = sorted(self.cases)
-        if k >= len(ordered):
-            raise SplitFileError(f"{self.path}: fold {k} of {variant!r} out of range "
-                                 f"(0..{len(ordered) - 1})")
-        return {c: "test" if i == k else "train" for i, c in enumerate(ordered)}
-
-    def _labelled_test_blocks(self) -> list[list[str]]:
-        """The sorted ``train`` cases in :data:`LABELLED_TEST_FOLDS` contiguous blocks."""
-        ordered = sorted(self.splits.get("train", ()))
-        if len(ordered) < LABELLED_TEST_FOLDS:
-            raise SplitFileError(f"{self.path}: labelled_test needs at least "
-                                 f"{LABELLED_TEST_FOLDS} train cases, the file has "
-                                 f"{len(ordered)}")
-        return [list(b) for b in np.array_split(np.array(ordered, dtype=object),
-                                                LABELLED_TEST_FOLDS)]
+                                 f"allows {names}")
+        try:
+            return compute(variant, self.dataset, sorted(self.cases),
+                           self.splits.get("train", ()))
+        except VariantError as err:
+            raise SplitFileError(f"{self.path}: {err}") from None
 
     def _recorded(self, variant: str) -> dict[str, str]:
         """``{case: split}`` of a recorded variant."""
@@ -156,9 +147,10 @@ class SplitFile:
 
     def allowed_variants(self) -> list[str]:
         """The variant names :meth:`assignment` accepts, one pattern per kind
-        (``leave_one_out/<k>, k = 0..19``); empty when the file allows none."""
-        last = {"leave_one_out": len(self.cases) - 1, "labelled_test": LABELLED_TEST_FOLDS - 1}
-        return [f"{v}/<k>, k = 0..{last[v]}" for v in self.variants if v in VARIANTS] + \
+        (``leave_one_out/<k>, k = 0..19``, ``sam2lora_random``); empty when the file allows
+        none."""
+        return [f"{v}/<k>, k = 0..{fold_range(v, len(self.cases))}" for v in self.variants
+                if v in FOLD_VARIANTS] + [v for v in self.variants if v in PLAIN_VARIANTS] + \
             [v if s is not None else f"{v} (once recorded)" for v, s in self.recorded.items()]
 
 
@@ -176,7 +168,8 @@ def parse_split(path: Path) -> SplitFile:
 
     Raises:
         SplitFileError: not found, not JSON, unknown or missing keys, unknown split names,
-            a case listed twice, or no case at all (the message names the file and key).
+            a case listed twice, no case at all, or ``sam2lora_random`` declared for a
+            dataset SAM2LoRA did not split (the message names the file and key).
     """
     path = Path(path)
     if not path.is_file():
@@ -216,6 +209,9 @@ def parse_split(path: Path) -> SplitFile:
     if bad := sorted(set(variants) - set(VARIANTS) - set(recorded)):
         raise _fail(path, f"unknown variant(s) {bad}; known: {list(VARIANTS)} or one listed "
                           "under variant_splits")
+    if SAM2LORA_RANDOM in variants and data["dataset"] not in SAM2LORA_TEST_FRACTIONS:
+        raise _fail(path, f"variants.{SAM2LORA_RANDOM}: SAM2LoRA split only "
+                          f"{sorted(SAM2LORA_TEST_FRACTIONS)}, not {data['dataset']!r}")
     return SplitFile(
         dataset=data["dataset"], convention=data["convention"], description=data["description"],
         splits={n: tuple(splits[n]) for n in SPLIT_NAMES if n in splits},
@@ -387,6 +383,9 @@ def write_seeded_split(dataset: str, cases: Sequence[str], seed: int,
         convention, description: override the default name ``seeded_<train>_<test>``
             and its description.
 
+    A dataset SAM2LoRA split (:data:`SAM2LORA_TEST_FRACTIONS`) gets the ``sam2lora_random``
+    variant declared as well.
+
     Returns:
         The written path.
 
@@ -401,5 +400,7 @@ def write_seeded_split(dataset: str, cases: Sequence[str], seed: int,
         description=description or (
             f"no official split: {len(drawn['train'])} train / {len(drawn['test'])} test, "
             f"drawn once with numpy default_rng({seed}) over the sorted case ids"),
-        splits={k: tuple(v) for k, v in drawn.items()}, seed=int(seed))
+        splits={k: tuple(v) for k, v in drawn.items()}, seed=int(seed),
+        variants={SAM2LORA_RANDOM: sam2lora_description(dataset, len(cases))}
+        if dataset in SAM2LORA_TEST_FRACTIONS else {})
     return write_split(split, split_path(dataset, splits_dir))

@@ -95,3 +95,35 @@ def unresize(prob: np.ndarray, meta: Mapping[str, Any]) -> np.ndarray:
         raise ValueError(f"resized size {(h, w)} exceeds the map's {prob.shape}")
     t = torch.from_numpy(np.ascontiguousarray(prob[:h, :w], dtype=np.float32))[None]
     return _resize(t, (H, W), "bilinear")[0].numpy()
+
+
+def stretch(image: np.ndarray, mask: np.ndarray | None, fov: np.ndarray | None, pre: int,
+            size: int) -> tuple[dict[str, torch.Tensor | None], dict[str, tuple[int, int]]]:
+    """Resize to ``pre``×``pre`` without keeping the aspect ratio, then to ``size``×``size``.
+
+    TopoLoRA-SAM's code feeds its models this way (Albumentations ``Resize(384, 384)``:
+    OpenCV's bilinear without antialiasing for the image, OpenCV's nearest for masks; SAM
+    then upsamples to 1024). Arguments and returns as :func:`resize_pad`; ``resized_hw``
+    is (size, size), so :func:`unresize` maps the output back to the native grid unchanged.
+    """
+    if image.ndim != 3:
+        raise ValueError(f"expected an H×W×C image, got shape {image.shape}")
+    H, W = image.shape[:2]
+    for name, m in (("mask", mask), ("fov", fov)):
+        if m is not None and m.shape != (H, W):
+            raise ValueError(f"{name} shape {m.shape} differs from the image's {(H, W)}")
+    img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
+    if (H, W) != (pre, pre):  # OpenCV INTER_LINEAR: half-pixel centres, no antialiasing
+        img = F.interpolate(img[None], size=(pre, pre), mode="bilinear",
+                            align_corners=False)[0]
+    img = _resize(img, (size, size), "bilinear")
+
+    def binary(m: np.ndarray | None) -> torch.Tensor | None:
+        if m is None:
+            return None
+        t = torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None]
+        t = F.interpolate(t[None], size=(pre, pre), mode="nearest")[0]  # OpenCV INTER_NEAREST
+        return (_resize(t, (size, size), "nearest-exact") >= 0.5).float()
+
+    tensors = {"image": img.clamp_(0.0, 255.0), "mask": binary(mask), "fov": binary(fov)}
+    return tensors, {"orig_hw": (int(H), int(W)), "resized_hw": (int(size), int(size))}

@@ -131,8 +131,11 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
         rows = pd.read_csv(index_path, dtype=str, keep_default_na=False)
         rows = rows[rows["case"].isin(cases)]
         cases = sorted(select_label(Path(processed_dir), rows, target, False)[1]["case"])
+    from samlora.data.geometry import geometry_for
+
+    geometry = geometry_for(rc["method_cfg"].get("geometry"), Path(processed_dir).name)
     ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size,
-                             label=target)
+                             label=target, geometry=geometry)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -145,7 +145,8 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
             outputs and ``predictions.json`` were written first.
         ValueError: none could be read (nothing is written).
     """
-    from samlora.data.transforms import resize_pad, unresize
+    from samlora.data.geometry import geometry_for
+    from samlora.data.transforms import unresize
     from samlora.training.loop import pick_device
 
     images_dir, out_dir = Path(images_dir), Path(out_dir)
@@ -158,6 +159,7 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
                          f"{fov_cfg['red_threshold']}")
     dev = pick_device(device)
     model, rc = load_run(Path(run_dir), Path(models_dir), dev)
+    geometry = geometry_for(rc["method_cfg"].get("geometry"), None)  # unknown source
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*out_dir.glob(".images-tmp-*"),
                   *(p for f in FOLDERS for p in out_dir.glob(f".{f}-old-*"))]:
@@ -179,7 +181,7 @@ def predict_images(run_dir: Path, images_dir: Path, out_dir: Path, models_dir: P
                 log.error("%s", message)
                 failures.append({"file": path.name, "error": message})
                 continue
-            tensors, meta = resize_pad(image, None, None, model.img_size)
+            tensors, meta = geometry.apply(image, None, None, model.img_size)
             prob = torch.sigmoid(model(tensors["image"][None].to(dev))).float().cpu().numpy()
             write_prob_png(staging / "probs" / f"{stem}.png", unresize(prob[0, 0], meta))
             stored = read_prob_png(staging / "probs" / f"{stem}.png")  # as evaluate reads it

@@ -178,8 +178,11 @@ def make_spec(method: str, base_method: str, method_cfg: Mapping[str, Any],
               target: str | None, seed: int, sampling: str = "proportional",
               processed_dir: str = "data/processed") -> RunSpec:
     """A :class:`RunSpec` from plain config sections."""
+    from samlora.data.geometry import model_backbone
+
     members = tuple(sorted(dict.fromkeys(train_sets)))
     target = resolve_target(members, target)
+    backbone_cfg = model_backbone(method_cfg, backbone_cfg, members)
     return RunSpec(method=method, base_method=base_method, method_json=_frozen(method_cfg),
                    backbone=str(method_cfg["backbone"]), backbone_json=_frozen(backbone_cfg),
                    train_json=_frozen(train), train_sets=members,

@@ -118,17 +118,18 @@ def _set(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:
 REFERENCE_SUFFIX = "ref"
 
 
-def _with_fidelity(method_cfg: dict[str, Any], paper: str | None, where: str) -> dict[str, Any]:
-    """``method_cfg`` with every reference value of ``paper``'s code applied
-    (:func:`samlora.fidelity.reference_overrides`); a key whose section the method lacks
-    (e.g. ``adapter.init`` on a method without adapter) is skipped."""
+def _with_fidelity(method_cfg: dict[str, Any], paper: str | None, where: str,
+                   family: str | None = None) -> dict[str, Any]:
+    """``method_cfg`` with every reference value of ``paper``'s code for its backbone (of
+    ``family``) applied (:func:`samlora.fidelity.reference_overrides`); a key whose section
+    the method lacks (e.g. ``adapter.init`` on a method without adapter) is skipped."""
     from samlora.fidelity import PAPERS, reference_overrides
 
     if paper not in PAPERS:
         raise StudyError(f"{where}: fidelity reference needs the paper whose code to follow: "
                          f"set 'paper' ({list(PAPERS)}) on the entry or the study")
     out = copy.deepcopy(method_cfg)
-    for dotted, value in reference_overrides(paper).items():
+    for dotted, value in reference_overrides(paper, out.get("backbone"), family).items():
         *parents, leaf = dotted.split(".")
         node = out
         for part in parents:
@@ -165,7 +166,8 @@ def method_variants(cfg: DictConfig, entry: Any, where: str, paper: str | None =
     start = _plain(cfg.methods[base])
     stem = base
     if level == "reference":
-        start = _with_fidelity(start, entry.get("paper", paper), where)
+        family = (cfg.backbones.get(start.get("backbone")) or {}).get("family")
+        start = _with_fidelity(start, entry.get("paper", paper), where, family)
         stem = f"{base}-{REFERENCE_SUFFIX}"
     if not sweep:
         same = _plain_method_named(cfg, start) if level == "reference" else base

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
+from samlora.data.geometry import geometry_for
 from samlora.data.datasets import SegmentationDataset, carve_val
 from samlora.study.runspec import RunSpec, label_kind
 
@@ -54,11 +55,14 @@ def run_datasets(spec: RunSpec, size: int) -> tuple[Dataset, Dataset | None]:
         log.info("%s: train on %d cases, validate on %d", member, len(train_cases),
                  len(val_cases))
         label = label_kind(member, spec.target)
+        geometry = geometry_for(spec.method_cfg.get("geometry"), member)
         train.append(SegmentationDataset(processed, cases=None, size=size, augment=aug,
-                                         seed=spec.seed, label=label, stream=k)
+                                         seed=spec.seed, label=label, stream=k,
+                                         geometry=geometry)
                      .restricted(train_cases))
         if val_cases:
-            val.append(SegmentationDataset(processed, cases=None, size=size, label=label)
+            val.append(SegmentationDataset(processed, cases=None, size=size, label=label,
+                                           geometry=geometry)
                        .restricted(val_cases))
     if len(train) == 1:
         return train[0], (val[0] if val else None)

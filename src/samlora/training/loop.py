@@ -23,6 +23,7 @@ from samlora.training.data import (
     train_loader,
 )
 from samlora.training.optim import build_optimizer, build_schedule, epochs_needed, total_steps
+from samlora.training.precision import Precision
 from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
 from samlora.training.select import Selection, validation_due
@@ -75,16 +76,19 @@ def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
-             device: torch.device, prompt_fn: PromptFn | None = None) -> dict[str, float]:
+             device: torch.device, prompt_fn: PromptFn | None = None,
+             precision: Precision | None = None) -> dict[str, float]:
     """Mean loss and FOV-restricted Dice (threshold 0.5) over an un-augmented loader.
 
     ``prompt_fn`` (see :func:`samlora.training.prompted.training_prompts`) gives the
-    prompts of each batch for a prompted method; None validates prompt-free.
+    prompts of each batch for a prompted method; None validates prompt-free. The forward
+    pass runs in the training ``precision`` (None: fp32).
     """
     model.eval()
     losses, dices = [], []
+    autocast = precision.autocast if precision is not None else None
     for batch in loader:
-        loss, _, logits = model_step(model, batch, loss_fn, device, prompt_fn)
+        loss, _, logits = model_step(model, batch, loss_fn, device, prompt_fn, autocast)
         target, fov = batch["mask"].to(device), batch["fov"].to(device)
         losses.append(loss.item())
         pred = (logits > 0).float() * fov
@@ -100,26 +104,27 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
                     opt: torch.optim.Optimizer, sched: Any, rc: dict[str, Any],
                     device: torch.device, desc: str, prompt_fn: PromptFn | None = None,
                     max_steps: int | None = None,
-                    on_step: Callable[[], None] | None = None) -> float:
+                    on_step: Callable[[], None] | None = None,
+                    precision: Precision | None = None) -> float:
     """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss.
 
     ``prompt_fn`` samples each batch's training prompts (None: prompt-free). A step-based
     schedule stops the pass after ``max_steps`` optimiser steps (the run's last epoch).
     ``on_step`` is called after every optimiser step (step-wise validation).
+    ``precision`` autocasts the forward pass and scales the loss (None: fp32).
     """
+    precision = precision or Precision("fp32", device)
     model.train()
     accum, clip = rc["train"]["grad_accum"], rc["train"]["grad_clip"]
     params = [p for p in model.parameters() if p.requires_grad]
     total, n, seen, steps = 0.0, len(loader), 0, 0
     opt.zero_grad(set_to_none=True)
     for i, batch in enumerate(progress(loader, n, desc, rc["train"]["log_every"])):
-        loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn)
-        (loss / accum).backward()
+        loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn, precision.autocast)
+        precision.backward(loss / accum)
         total, seen = total + loss.item(), seen + 1
         if (i + 1) % accum == 0 or i + 1 == n:
-            if clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, clip)
-            opt.step()
+            precision.step(opt, params, clip)
             sched.step()
             opt.zero_grad(set_to_none=True)
             steps += 1
@@ -160,6 +165,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
     check_prepared(spec, needed=_may_train(rc["method_cfg"]))
     rc["run_hash"] = run_hash(rc, data_digest_of(spec))
     device = pick_device(train["device"])
+    precision = Precision(train.get("precision", "fp32"), device)  # a bad value fails here
     seed_everything(spec.seed)
     model = build_run_model(rc, models_dir)
     fingerprint = frozen_fingerprint(model)
@@ -181,14 +187,14 @@ def train_spec(spec: RunSpec, run_dir: Path,
     opt = build_optimizer(model.parameters(), train["lr"], train["weight_decay"])
     sched = build_schedule(opt, train, total)
     start, history, kept = _maybe_resume(run_dir, model, opt, sched, rc["run_hash"],
-                                         fingerprint)
+                                         fingerprint, precision)
     selection = Selection.from_state(train.get("select", "val_dice"), kept)
     live = _live(run_dir, resume=start > 0)
     every_steps = train.get("val_every_steps")
 
     def validate_now() -> dict[str, float]:
         return validate(model, eval_loader(val_ds, spec), loss_fn, device,
-                        training_prompts(prompting, spec.seed, None))
+                        training_prompts(prompting, spec.seed, None), precision)
 
     for epoch in range(start, epochs):
         train_ds.set_epoch(epoch)
@@ -202,7 +208,8 @@ def train_spec(spec: RunSpec, run_dir: Path,
                                             opt, sched, rc, device,
                                             f"epoch {epoch + 1}/{epochs}",
                                             training_prompts(prompting, spec.seed, epoch),
-                                            max_steps=total - sched.last_epoch, on_step=on_step)
+                                            max_steps=total - sched.last_epoch, on_step=on_step,
+                                            precision=precision)
         if checks:  # the epoch's row carries its last step-wise validation, and all of them
             row.update({k: v for k, v in checks[-1].items() if k != "epoch"})
             row["checks"] = checks
@@ -224,7 +231,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": history,
             "fingerprint": fingerprint, "run_hash": rc["run_hash"],
-            "selection": selection.to_state(),
+            "selection": selection.to_state(), "precision": precision.state_dict(),
         })
     if live is not None:
         live.end()
@@ -232,7 +239,8 @@ def train_spec(spec: RunSpec, run_dir: Path,
     log.info("keeping the weights of epoch %d (train.select: %s)", selection.epoch,
              selection.by)
     _finish(run_dir, rc, weights,
-            {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest()})
+            {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest(),
+             "precision": precision.name})
     return history[-1] if history else {}
 
 
@@ -279,7 +287,7 @@ def _finish(run_dir: Path, rc: dict[str, Any], tensors: dict[str, torch.Tensor],
 
 
 def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
-                  run_id: str, fingerprint: str
+                  run_id: str, fingerprint: str, precision: Precision | None = None
                   ) -> tuple[int, list[dict[str, float]], dict[str, Any] | None]:
     """Load ``run_dir/last.pt`` when it was written by this very run; else start at 0.
 
@@ -303,6 +311,8 @@ def _maybe_resume(run_dir: Path, model: torch.nn.Module, opt: Any, sched: Any,
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
+        if precision is not None:
+            precision.load_state_dict(state.get("precision"))
     except (KeyError, ValueError, RuntimeError, TypeError) as err:
         raise ResumeStateError(f"{path}: cannot resume from it ({err}); delete it to restart "
                                "the run from scratch") from err

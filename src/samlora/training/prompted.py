@@ -17,6 +17,8 @@ by a 2×2 square, as SAM2LoRA's ``cv2.erode(mask, np.ones((2, 2)))``, see
 
 from __future__ import annotations
 
+import contextlib
+
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -130,23 +132,29 @@ def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> 
 
 
 def model_step(model: torch.nn.Module, batch: Mapping[str, Any], loss_fn: Any,
-               device: torch.device, prompt_fn: PromptFn | None = None
-               ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+               device: torch.device, prompt_fn: PromptFn | None = None,
+               autocast: Any = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """Forward one batch (with prompts when ``prompt_fn`` is given) and compute its loss.
 
     The model's ``forward_with_iou`` is used when there are prompts or the loss weighs the
     IoU-prediction term; otherwise its plain ``forward`` (so baselines need nothing else).
+    ``autocast`` (a context manager factory, :meth:`samlora.training.precision.Precision.
+    autocast`) wraps the forward pass; the loss is computed in float32 outside it.
 
     Returns:
         (loss with gradient, ``{term: value}``, ``B×1×S×S`` logits).
     """
     images, target = batch["image"].to(device), batch["mask"].to(device)
     prompts = prompts_to(prompt_fn(batch), device) if prompt_fn is not None else None
-    if prompts is not None or getattr(loss_fn, "needs_iou", False):
-        logits, iou = model.forward_with_iou(images, prompts)
-        loss, terms = loss_fn(logits, target, iou)
+    with autocast() if autocast is not None else contextlib.nullcontext():
+        if prompts is not None or getattr(loss_fn, "needs_iou", False):
+            logits, iou = model.forward_with_iou(images, prompts)
+        else:
+            logits, iou = model(images), None
+    logits = logits.float()
+    if iou is not None:
+        loss, terms = loss_fn(logits, target, iou.float())
     else:
-        logits = model(images)
         loss, terms = loss_fn(logits, target)
     return loss, terms, logits
 

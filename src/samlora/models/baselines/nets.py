@@ -76,11 +76,22 @@ ARCHS: dict[str, BaselineArch] = {
     }, tiny="mask2former_tiny"),
 }
 
-#: Names of the parameters that pretrained weights may leave uninitialised: the parts a
-#: binary task replaces (segmentation head, class predictor) or an encoder-only source lacks.
-NEW_HEAD_PREFIXES = {"segformer": ("decode_head.",), "mask2former": ("class_predictor.",)}
+#: How Mask2Former's query outputs become one logit map (see the segmenter module):
+#: ``logratio`` (2 labels, fg/bg log-ratio; the default) or ``noisy_or`` (1 label, Seglab's).
+REDUCTIONS = ("logratio", "noisy_or")
+#: Weights sized by the number of labels: re-initialised when the source has another label
+#: count (a 150-class ADE20K head) or lacks them. Mask2Former's ``criterion.empty_weight`` is
+#: its loss's per-class weight vector, a constant of the config, not a learned weight.
+LABEL_SIZED = {"segformer": ("decode_head.classifier.",),
+               "mask2former": ("class_predictor.", "criterion.")}
+#: Parts an encoder-only source (an ImageNet classifier such as nvidia/mit-b0) lacks as a
+#: whole; they then start from random weights. A source holding only some of a part's
+#: weights does not fit.
+ENCODER_ONLY_NEW = {"segformer": ("decode_head.",), "mask2former": ()}
 #: Source weights with no slot in the model (an image classifier's head).
 DROPPED_PREFIXES = {"segformer": ("classifier.",), "mask2former": ()}
+#: BatchNorm step counters: not weights, and absent from checkpoints saved by older code.
+COUNTER_SUFFIX = ".num_batches_tracked"
 
 
 def get_arch(arch: str) -> BaselineArch:
@@ -88,6 +99,17 @@ def get_arch(arch: str) -> BaselineArch:
     if arch not in ARCHS:
         raise ValueError(f"unknown baseline architecture {arch!r}; known: {sorted(ARCHS)}")
     return ARCHS[arch]
+
+
+def check_reduction(kind: str, reduction: Any, arch: str = "") -> str:
+    """``reduction`` if it is known and fits the architecture kind, else a ValueError."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"backbones.<id>.reduction must be one of {list(REDUCTIONS)}, got "
+                         f"{reduction!r}")
+    if reduction != "logratio" and kind != "mask2former":
+        raise ValueError(f"backbones.<id>.reduction: {reduction!r} applies to mask2former "
+                         f"architectures only, not {arch or kind}; drop the key")
+    return str(reduction)
 
 
 class PooledBatchNorm(nn.BatchNorm2d):
@@ -148,23 +170,25 @@ def _smp_build(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module
         ) from err
 
 
-def _hf_config(a: BaselineArch) -> Any:
+def _hf_config(a: BaselineArch, reduction: str = "logratio") -> Any:
     from transformers import Mask2FormerConfig, SegformerConfig, SwinConfig
 
     if a.kind == "segformer":
         return SegformerConfig(num_labels=1, **a.options)
     opts = dict(a.options)
     swin = SwinConfig(out_features=SWIN_STAGES, **opts.pop("swin"))
-    # two classes (background, foreground): see BaselineSegmenter for the reduction to one map
-    return Mask2FormerConfig(backbone_config=swin, num_labels=2, **opts)
+    # logratio: (background, foreground); noisy_or: foreground only (see BaselineSegmenter)
+    labels = 1 if reduction == "noisy_or" else 2
+    return Mask2FormerConfig(backbone_config=swin, num_labels=labels, **opts)
 
 
-def _hf_net(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
+def _hf_net(a: BaselineArch, pretrained: str | None, where: str,
+            reduction: str = "logratio") -> nn.Module:
     from transformers import Mask2FormerForUniversalSegmentation, SegformerForSemanticSegmentation
 
     cls = {"segformer": SegformerForSemanticSegmentation,
            "mask2former": Mask2FormerForUniversalSegmentation}[a.kind]
-    config = _hf_config(a)
+    config = _hf_config(a, reduction)
     if pretrained is None:
         return cls(config)
     local = Path(pretrained).is_dir()
@@ -178,41 +202,73 @@ def _hf_net(a: BaselineArch, pretrained: str | None, where: str) -> nn.Module:
             "Face cache (~/.cache/huggingface, or $HF_HOME) here, or put the repository's "
             "config.json and model.safetensors in a folder and set the backbone's pretrained "
             "to that folder; or set it to null to train from random weights") from err
-    _check_loading(info, a.kind, pretrained, where)
+    _check_loading(info, list(net.state_dict()), a.kind, pretrained, where)
     return net
 
 
-def _check_loading(info: dict[str, Any], kind: str, source: str, where: str) -> None:
-    """Only the binary head may be new; anything else means a different architecture."""
-    new = NEW_HEAD_PREFIXES[kind]
-    mismatched = [m[0] if isinstance(m, tuple) else str(m) for m in info.get("mismatched_keys", [])]
-    missing = [k for k in [*info.get("missing_keys", []), *mismatched] if not k.startswith(new)]
+def _check_loading(info: dict[str, Any], model_keys: list[str], kind: str, source: str,
+                   where: str) -> list[str]:
+    """Refuse weights of another architecture; log and return what was re-initialised.
+
+    Allowed: label-sized weights (:data:`LABEL_SIZED`) of another shape or absent; a whole
+    :data:`ENCODER_ONLY_NEW` part absent; source keys under :data:`DROPPED_PREFIXES`;
+    absent BatchNorm counters. Anything else missing, of another shape, or unexpected is an
+    error.
+    """
+    sized = LABEL_SIZED[kind]
+    shapes = {str(m[0]): m[1] for m in info.get("mismatched_keys", []) if isinstance(m, tuple)}
+    mismatched = set(shapes) | {str(m) for m in info.get("mismatched_keys", [])
+                                if not isinstance(m, tuple)}
+    missing = {str(k) for k in info.get("missing_keys", []) if not k.endswith(COUNTER_SUFFIX)}
+
+    def body(part: str) -> set[str]:  # the part's weights that are not label-sized
+        return {k for k in model_keys if k.startswith(part) and not k.startswith(sized)
+                and not k.endswith(COUNTER_SUFFIX)}
+
+    absent = tuple(p for p in ENCODER_ONLY_NEW[kind] if body(p) and body(p) <= missing)
+    bad_missing = [k for k in missing if not k.startswith((*sized, *absent))]
+    bad_shape = [k for k in mismatched if not k.startswith(sized)]
     unexpected = [k for k in info.get("unexpected_keys", [])
                   if not k.startswith(DROPPED_PREFIXES[kind])]
-    if missing or unexpected:
+    if bad_missing or bad_shape or unexpected:
         raise RuntimeError(f"{where}: pretrained weights {source!r} do not fit the "
-                           f"architecture: missing {sorted(missing)[:20]}, unexpected "
-                           f"{sorted(unexpected)[:20]}")
-    log.info("%s: loaded %s; re-initialised %s", where, source, list(new))
+                           f"architecture: missing {sorted(bad_missing)[:20]}, other shape "
+                           f"{sorted(bad_shape)[:20]}, unexpected {sorted(unexpected)[:20]}")
+    renewed = [f"{p}* (not in the source)" for p in absent]
+    renewed += [f"{k} (source shape {list(shapes[k])})" if k in shapes
+                else f"{k} (not in the source)"
+                for k in sorted(missing | mismatched) if not k.startswith(absent)]
+    log.info("%s: loaded %s; re-initialised %s", where, source, "; ".join(renewed) or "nothing")
+    return renewed
 
 
-def build_net(arch: str, pretrained: str | None, where: str = "backbone") -> nn.Module:
-    """Build a baseline network with one output class.
+def build_net(arch: str, pretrained: str | None, where: str = "backbone",
+              reduction: str = "logratio") -> nn.Module:
+    """Build a baseline network for one foreground class.
 
     Args:
         arch: a key of :data:`ARCHS`.
         pretrained: None for random weights; for smp kinds the encoder weight name smp knows
             (``imagenet``); for transformers kinds a Hugging Face repository id or a local
-            folder holding ``config.json`` and the weights.
+            folder holding ``config.json`` and the weights: an encoder-only source
+            (``nvidia/mit-b0``) or a segmentation checkpoint of the same architecture
+            (``nvidia/segformer-b0-finetuned-ade-512-512``,
+            ``facebook/mask2former-swin-tiny-ade-semantic``), whose label-sized head is
+            re-initialised.
         where: the config key of the backbone, for error messages (``backbones.unet_r34``).
+        reduction: a key of :data:`REDUCTIONS`; ``noisy_or`` (mask2former only) builds
+            Mask2Former with 1 label instead of 2.
 
     Returns:
         The library's module (smp model, ``SegformerForSemanticSegmentation`` or
         ``Mask2FormerForUniversalSegmentation``).
 
     Raises:
+        ValueError: an unknown architecture or reduction, or one that does not fit.
         RuntimeError: the pretrained weights cannot be fetched or do not fit.
     """
     a = get_arch(arch)
-    builder = _smp_net if a.kind in SMP_KINDS else _hf_net
-    return builder(a, pretrained, where)
+    check_reduction(a.kind, reduction, arch)
+    if a.kind in SMP_KINDS:
+        return _smp_net(a, pretrained, where)
+    return _hf_net(a, pretrained, where, reduction)
