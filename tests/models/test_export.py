@@ -40,9 +40,28 @@ def _trained(seed: int = 0) -> SamSegmenter:
 def _fresh_from_export(ckpt: Path, adapter_file: Path) -> SamSegmenter:
     sam = build_sam("tiny", 64)  # segment_anything's classes, random init
     sam.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=True), strict=True)
-    adapter = SpatialAdapter(sam.prompt_encoder.embed_dim, 16)
+    from safetensors import safe_open
+
+    with safe_open(str(adapter_file), framework="pt") as f:  # the file says how to rebuild it
+        meta = f.metadata()
+    adapter = SpatialAdapter(int(meta["channels"]), int(meta["hidden"]), meta["variant"],
+                             meta["init"])
     adapter.load_state_dict(load_file(str(adapter_file)), strict=True)
     return SamSegmenter(sam, adapter).eval()
+
+
+def test_the_exported_adapter_records_its_variant(tmp_path: Path) -> None:
+    """The paper's text variant (no BN, ReLU) rebuilds from the file's metadata alone."""
+    torch.manual_seed(0)
+    sam = build_sam("tiny", 64)
+    model = SamSegmenter(sam, SpatialAdapter(sam.prompt_encoder.embed_dim, 16, "text",
+                                             "default")).eval()
+    x = torch.rand(1, 3, 64, 64) * 255
+    written = export_sam(model, tmp_path / "text.pth")
+    fresh = _fresh_from_export(written["checkpoint"], written["adapter"])
+    assert fresh.adapter.variant == "text" and fresh.adapter.init == "default"
+    with torch.no_grad():
+        assert (model(x) - fresh(x)).abs().max().item() <= 1e-5
 
 
 def test_merge_keeps_outputs_and_restores_plain_linears() -> None:

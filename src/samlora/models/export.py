@@ -70,6 +70,7 @@ def write_adapter(adapter: nn.Module, checkpoint: Path, applies_to: str) -> Path
     path = adapter_path(checkpoint)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in adapter.state_dict().items()}
     meta = {"channels": str(adapter.channels), "hidden": str(adapter.hidden),
+            "variant": str(adapter.variant), "init": str(adapter.init),
             "applies_to": applies_to}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
