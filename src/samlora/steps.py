@@ -273,6 +273,7 @@ def run_params(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.models.params_table import params_table
     from samlora.study.studies import sweep_variants
 
+    plain = cfg
     variants = {} if args.method else sweep_variants(cfg)
     if variants:  # sweep values that change the model (LoRA rank, placement), as methods
         cfg = OmegaConf.merge(cfg, {"methods": variants})
@@ -283,7 +284,11 @@ def run_params(cfg: DictConfig, args: argparse.Namespace) -> None:
 
         sys.stdout.write("\nspatial adapter at 256 channels\n"
                          + adapter_budgets().to_string(index=False) + "\n" + ADAPTER_NOTE + "\n")
-        from samlora.models.params_table import rank_ladder
+        from samlora.models.params_table import litemedsam_table, rank_ladder
+
+        sys.stdout.write("\nthe SAM methods on LiteMedSAM (TinyViT, 256 px; the CPU demo's "
+                         "pretrained backbone)\n"
+                         + litemedsam_table(plain).to_string(index=False) + "\n")
 
         sys.stdout.write("\nSAM2LoRA's rank ladder on Hiera-L (LoRA on trunk qkv + decoder "
                          "attention; the paper's '< 5 %' holds up to r = 64)\n"

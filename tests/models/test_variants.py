@@ -114,7 +114,10 @@ def test_params_cli_prints_every_method_and_both_adapter_figures(repo_root: Path
     assert {r: float(ladder[r][2]) for r in (32, 64, 1024)} == {32: 1.68, 64: 3.31,
                                                                  1024: 35.42}
     # the studies' sweep variants that change the model, each with its own count
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip()}
+    main, lite = out.split("the SAM methods on LiteMedSAM", 1)
+    rows = {line.split()[0]: line.split() for line in main.splitlines() if line.strip()}
+    lite_rows = {line.split()[0]: line.split() for line in lite.splitlines()[2:] if line.strip()}
+    assert lite_rows["decoder_only"][1] == "litemedsam" and "topolora_sam" in lite_rows
     for variant in ("topolora_sam-r4-alpha8", "topolora_sam-r32-alpha64",
                     "sam2lora-r1024-alpha2048", "sam2lora-targets=encoder_attn"):
         assert variant in rows, variant

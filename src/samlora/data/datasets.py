@@ -98,7 +98,10 @@ class SegmentationDataset(Dataset):
     Items are dicts: ``image`` float32 3×S×S in 0..255, ``mask`` float32 1×S×S in {0, 1},
     ``fov`` float32 1×S×S in {0, 1} (ones over the image if the index has none), ``case``
     str, and ints ``orig_h``, ``orig_w``, ``resized_h``, ``resized_w`` (for
-    :func:`samlora.data.transforms.unresize`).
+    :func:`samlora.data.transforms.unresize`); ``digest`` (SHA-256 of the image file) and
+    ``view`` (the geometry and augmentation that made the input, e.g. ``lb256-h1v0r3``;
+    ``...-aug`` for a paper's random pipeline) name the model input for the embedding cache
+    (:mod:`samlora.training.embed_cache`).
     """
 
     def __init__(self, processed_dir: Path, cases: Sequence[str] | None = None,
@@ -157,6 +160,7 @@ class SegmentationDataset(Dataset):
         self.epoch = 0
         self._cache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] | None = \
             {} if cache else None
+        self._digests: dict[int, str] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -191,6 +195,7 @@ class SegmentationDataset(Dataset):
         dataset itself, for chaining. Cases without the target label are left out."""
         by_case = {r["case"]: r for r in self.rows}
         self.rows = [by_case[c] for c in cases if c in by_case]
+        self._digests.clear()
         if self._cache is not None:
             self._cache.clear()
         if len(self.rows) < len(cases):
@@ -215,30 +220,46 @@ class SegmentationDataset(Dataset):
         return np.random.default_rng([AUGMENT_STREAM, self.stream, self.seed, self.epoch,
                                       int(i)])
 
-    def _augmented(self, arrays: tuple[np.ndarray, ...], i: int) -> tuple[np.ndarray, ...]:
-        """Apply the same random flips / rot90 to every H×W(×C) array of item ``i``."""
+    def _augmented(self, arrays: tuple[np.ndarray, ...], i: int
+                   ) -> tuple[tuple[np.ndarray, ...], str]:
+        """Apply the same random flips / rot90 to every H×W(×C) array of item ``i``; the
+        arrays and the view's name (``h<0|1>v<0|1>r<k>``)."""
         aug, rng = self.augment or {}, self.sample_rng(i)
-        if rng.random() < aug["hflip"]:
+        h = rng.random() < aug["hflip"]
+        if h:
             arrays = tuple(a[:, ::-1] for a in arrays)
-        if rng.random() < aug["vflip"]:
+        v = rng.random() < aug["vflip"]
+        if v:
             arrays = tuple(a[::-1] for a in arrays)
+        k = 0
         if aug["rot90"]:
             k = int(rng.integers(4))
             arrays = tuple(np.rot90(a, k, axes=(0, 1)) for a in arrays)
-        return arrays
+        return arrays, f"h{int(h)}v{int(v)}r{k}"
+
+    def digest(self, i: int) -> str:
+        """SHA-256 of item ``i``'s image file (what its pixels are, whatever its case id)."""
+        if i not in self._digests:
+            from samlora.utils.io import sha256_file
+
+            self._digests[i] = sha256_file(self.root / self.rows[i]["image"])
+        return self._digests[i]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         image, mask, fov = self._native(i)
+        view = "id"
         if self._pipeline is not None:
             from samlora.data.augment import apply
 
             seed = int(self.sample_rng(i).integers(2 ** 63))
             image, mask, fov = apply(self._pipeline, image, mask, fov, seed)
+            view = "aug"
         elif self.augment is not None:
-            image, mask, fov = self._augmented((image, mask, fov), i)
+            (image, mask, fov), view = self._augmented((image, mask, fov), i)
         tensors, meta = self.geometry.apply(image, mask, fov, self.size)
         (h0, w0), (h1, w1) = meta["orig_hw"], meta["resized_hw"]
         return {"image": tensors["image"], "mask": tensors["mask"], "fov": tensors["fov"],
                 "case": self.rows[i]["case"], "orig_h": h0, "orig_w": w0,
-                "resized_h": h1, "resized_w": w1}
+                "resized_h": h1, "resized_w": w1, "digest": self.digest(i),
+                "view": f"{self.geometry.tag}{self.size}-{view}"}
 

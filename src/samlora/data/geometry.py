@@ -35,6 +35,11 @@ class Geometry:
     resize: str = "letterbox"
     size: int | None = None
 
+    @property
+    def tag(self) -> str:
+        """A short name of the geometry for cache keys: ``lb`` or ``st<size>x``."""
+        return "lb" if self.resize == "letterbox" else f"st{self.size or 0}x"
+
     def apply(self, image: np.ndarray, mask: np.ndarray | None, fov: np.ndarray | None,
               model_size: int) -> tuple[dict[str, torch.Tensor | None], dict[str, Any]]:
         """Tensors at ``model_size``² and the meta :func:`~samlora.data.transforms.unresize`

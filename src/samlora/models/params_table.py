@@ -89,6 +89,16 @@ def params_table(cfg: Mapping, methods: Sequence[str] | None = None,
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def litemedsam_table(cfg: Mapping, backbone: str = "litemedsam") -> pd.DataFrame:
+    """:func:`params_table` of every SAM-family method of ``cfg`` rebuilt on ``backbone``
+    (LiteMedSAM: the real pretrained backbone of the CPU demo)."""
+    methods = {name: {**dict(m), "backbone": backbone} for name, m in cfg["methods"].items()
+               if (cfg["backbones"].get(str(m["backbone"])) or {}).get("family") == "sam"}
+    if not methods:
+        return pd.DataFrame(columns=COLUMNS)
+    return params_table({"methods": methods, "backbones": cfg["backbones"]})
+
+
 def adapter_budgets(channels: int = ADAPTER_CHANNELS) -> pd.DataFrame:
     """Parameters of the spatial adapter in the configurations behind the two published
     figures (see :data:`ADAPTER_NOTE`), counted on the built

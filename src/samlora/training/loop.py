@@ -77,18 +77,19 @@ def build_run_model(rc: dict[str, Any], models_dir: Path) -> torch.nn.Module:
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
              device: torch.device, prompt_fn: PromptFn | None = None,
-             precision: Precision | None = None) -> dict[str, float]:
+             precision: Precision | None = None, cache: Any = None) -> dict[str, float]:
     """Mean loss and FOV-restricted Dice (threshold 0.5) over an un-augmented loader.
 
     ``prompt_fn`` (see :func:`samlora.training.prompted.training_prompts`) gives the
     prompts of each batch for a prompted method; None validates prompt-free. The forward
-    pass runs in the training ``precision`` (None: fp32).
+    pass runs in the training ``precision`` (None: fp32); ``cache`` serves a frozen
+    encoder's outputs (:mod:`samlora.training.embed_cache`).
     """
     model.eval()
     losses, dices = [], []
     autocast = precision.autocast if precision is not None else None
     for batch in loader:
-        loss, _, logits = model_step(model, batch, loss_fn, device, prompt_fn, autocast)
+        loss, _, logits = model_step(model, batch, loss_fn, device, prompt_fn, autocast, cache)
         target, fov = batch["mask"].to(device), batch["fov"].to(device)
         losses.append(loss.item())
         pred = (logits > 0).float() * fov
@@ -105,13 +106,14 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
                     device: torch.device, desc: str, prompt_fn: PromptFn | None = None,
                     max_steps: int | None = None,
                     on_step: Callable[[], None] | None = None,
-                    precision: Precision | None = None) -> float:
+                    precision: Precision | None = None, cache: Any = None) -> float:
     """One pass over ``loader`` with accumulation every ``grad_accum`` batches; mean loss.
 
     ``prompt_fn`` samples each batch's training prompts (None: prompt-free). A step-based
     schedule stops the pass after ``max_steps`` optimiser steps (the run's last epoch).
     ``on_step`` is called after every optimiser step (step-wise validation).
-    ``precision`` autocasts the forward pass and scales the loss (None: fp32).
+    ``precision`` autocasts the forward pass and scales the loss (None: fp32); ``cache``
+    serves a frozen encoder's outputs.
     """
     precision = precision or Precision("fp32", device)
     model.train()
@@ -120,7 +122,8 @@ def train_one_epoch(model: torch.nn.Module, loader: DataLoader, loss_fn: Any,
     total, n, seen, steps = 0.0, len(loader), 0, 0
     opt.zero_grad(set_to_none=True)
     for i, batch in enumerate(progress(loader, n, desc, rc["train"]["log_every"])):
-        loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn, precision.autocast)
+        loss, _, _ = model_step(model, batch, loss_fn, device, prompt_fn, precision.autocast,
+                                cache)
         precision.backward(loss / accum)
         total, seen = total + loss.item(), seen + 1
         if (i + 1) % accum == 0 or i + 1 == n:
@@ -180,6 +183,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
     check_prepared(spec, needed=True)
     model.to(device)
     train_ds, val_ds = run_datasets(spec, model.img_size)
+    cache = run_cache(model, spec, precision, models_dir, "training")
     loss_fn = build_loss(rc["method_cfg"]["loss"])
     prompting = prompt_settings(rc["method_cfg"])
     n_batches = math.ceil(len(train_ds) / train["batch_size"])
@@ -194,7 +198,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
 
     def validate_now() -> dict[str, float]:
         return validate(model, eval_loader(val_ds, spec), loss_fn, device,
-                        training_prompts(prompting, spec.seed, None), precision)
+                        training_prompts(prompting, spec.seed, None), precision, cache)
 
     for epoch in range(start, epochs):
         train_ds.set_epoch(epoch)
@@ -209,7 +213,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
                                             f"epoch {epoch + 1}/{epochs}",
                                             training_prompts(prompting, spec.seed, epoch),
                                             max_steps=total - sched.last_epoch, on_step=on_step,
-                                            precision=precision)
+                                            precision=precision, cache=cache)
         if checks:  # the epoch's row carries its last step-wise validation, and all of them
             row.update({k: v for k, v in checks[-1].items() if k != "epoch"})
             row["checks"] = checks
@@ -221,6 +225,9 @@ def train_spec(spec: RunSpec, run_dir: Path,
         offered = row if not every_steps or not selection.reads_validation else {}
         if offered and selection.offer(offered, lambda: trainable_state_dict(model)):
             log.info("epoch %d is the best so far by %s", epoch + 1, selection.by)
+        if cache is not None:
+            log.info("embedding cache: %d read, %d encoded (hit rate %.0f %%)", cache.hits,
+                     cache.misses, 100 * cache.hit_rate())
         history.append(row)
         log.info("epoch %d/%d: %s", epoch + 1, epochs,
                  ", ".join(f"{k}={v:.4g}" for k, v in row.items()
@@ -242,6 +249,21 @@ def train_spec(spec: RunSpec, run_dir: Path,
             {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest(),
              "precision": precision.name})
     return history[-1] if history else {}
+
+
+def run_cache(model: torch.nn.Module, spec: RunSpec, precision: Precision | None,
+              models_dir: Path, what: str, augment: Any = "train") -> Any:
+    """The embedding cache of ``spec``'s model (None where it cannot serve; see
+    :mod:`samlora.training.embed_cache`), under ``models_dir``'s sibling ``embeddings``.
+    ``augment`` is the training augmentation (default) or None for prediction."""
+    from samlora.training.embed_cache import cache_for
+
+    train = spec.train
+    identity = {"backbone": spec.backbone_cfg, "img_size": int(model.img_size),
+                "precision": precision.name if precision is not None else "fp32"}
+    return cache_for(model, train["augment"] if augment == "train" else augment,
+                     str(train.get("embedding_cache", "auto")), identity,
+                     Path(models_dir).parent / "embeddings", what)
 
 
 def _step_validation(epoch: int, every: int, total: int, sched: Any, selection: Selection,

@@ -133,13 +133,16 @@ def training_prompts(settings: PromptSettings, seed: int, epoch: int | None) -> 
 
 def model_step(model: torch.nn.Module, batch: Mapping[str, Any], loss_fn: Any,
                device: torch.device, prompt_fn: PromptFn | None = None,
-               autocast: Any = None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+               autocast: Any = None, cache: Any = None
+               ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """Forward one batch (with prompts when ``prompt_fn`` is given) and compute its loss.
 
     The model's ``forward_with_iou`` is used when there are prompts or the loss weighs the
     IoU-prediction term; otherwise its plain ``forward`` (so baselines need nothing else).
     ``autocast`` (a context manager factory, :meth:`samlora.training.precision.Precision.
     autocast`) wraps the forward pass; the loss is computed in float32 outside it.
+    ``cache`` (an :class:`~samlora.training.embed_cache.EmbeddingCache`) supplies the
+    frozen encoder's outputs by the batch's ``digest`` and ``view``.
 
     Returns:
         (loss with gradient, ``{term: value}``, ``B×1×S×S`` logits).
@@ -147,10 +150,12 @@ def model_step(model: torch.nn.Module, batch: Mapping[str, Any], loss_fn: Any,
     images, target = batch["image"].to(device), batch["mask"].to(device)
     prompts = prompts_to(prompt_fn(batch), device) if prompt_fn is not None else None
     with autocast() if autocast is not None else contextlib.nullcontext():
+        kwargs = {} if cache is None else {
+            "encoded": cache.encodings(model, images, batch["digest"], batch["view"])}
         if prompts is not None or getattr(loss_fn, "needs_iou", False):
-            logits, iou = model.forward_with_iou(images, prompts)
+            logits, iou = model.forward_with_iou(images, prompts, **kwargs)
         else:
-            logits, iou = model(images), None
+            logits, iou = model(images, **kwargs), None
     logits = logits.float()
     if iou is not None:
         loss, terms = loss_fn(logits, target, iou.float())
