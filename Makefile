@@ -45,3 +45,4 @@ bench: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_methods.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_dag.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cache.py --out benchmarks/results.json

@@ -324,7 +324,7 @@ def _sam2_release(env: Env) -> list[str]:
 
 # --- runs, predictions ---------------------------------------------------------------------
 
-def _train(env: Env, run: Path, train_set: str = "drive", method: str = "topolora_sam"
+def _train(env: Env, run: Path, train_set: str = "drive", method: str = "topolora_sam_tiny"
            ) -> list[str]:
     env.params = ["--params", str(REPO / "presets/demo.yaml")]
     return env.run("train", "--method", method, "--train-set", train_set, "--seed", "0",

@@ -104,3 +104,18 @@ def test_global_hydra_of_another_library_survives(repo_root: Path) -> None:
         outer = GlobalHydra.instance().hydra
         load_config([repo_root / "params.yaml"], ["train.lr=0.5"])
         assert GlobalHydra.instance().hydra is outer
+
+
+def test_a_preset_may_add_methods_and_their_optional_blocks_but_not_typos(
+        repo_root: Path, tmp_path: Path) -> None:
+    ok = tmp_path / "ok.yaml"
+    ok.write_text("methods:\n  decoder_only:\n    train: {epochs: 3}\n"
+                  "  mine:\n    backbone: sam_tiny\n    lora: null\n    adapter: null\n"
+                  "    decoder: train\n    loss: {bce: 1.0, dice: 1.0, cldice: 0.0,"
+                  " cldice_iters: 10}\n")
+    cfg = load_config([repo_root / "params.yaml", ok])
+    assert cfg.methods.decoder_only.train.epochs == 3 and cfg.methods.mine.backbone == "sam_tiny"
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("methods:\n  decoder_only:\n    decodr: train\n")
+    with pytest.raises(ConfigError, match=r"unknown params key 'methods\.decoder_only\.decodr'"):
+        load_config([repo_root / "params.yaml", typo])

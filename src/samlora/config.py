@@ -28,6 +28,8 @@ SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 
 #: Sections whose entries a preset may add (not only override): its own studies.
 OPEN_SECTIONS = frozenset({"studies"})
+#: Optional blocks of a method a preset may add (the schema checks their contents).
+METHOD_OPTIONAL = frozenset({"train", "prompts", "geometry", "multimask", "encoder"})
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,10 @@ def _check_known_keys(base: Any, over: Any, where: str, prefix: str = "") -> Non
         if dotted in OPEN_SECTIONS or prefix.rstrip(".") in OPEN_SECTIONS:
             continue  # a preset may define studies of its own
         if key not in base:
+            parent = prefix.rstrip(".")
+            if parent == "methods" or (parent.startswith("methods.") and parent.count(".") == 1
+                                       and key in METHOD_OPTIONAL):
+                continue  # a method of the preset's own, or a method's optional block
             raise ConfigError(f"{where}: unknown params key '{dotted}' (not in params.yaml)")
         _check_known_keys(base[key], over[key], where, f"{dotted}.")
 

@@ -137,3 +137,15 @@ def test_params_lists_the_methods_on_litemedsam(cfg) -> None:
     assert table.loc["topolora_sam", "lora"] == 148_480
     assert table.loc["topolora_sam", "adapter"] == 133_888
     assert table.loc["zero_shot", "trainable"] == 0
+
+
+def test_the_embedding_cache_keys_tinyvit_with_its_batchnorm_buffers(cfg, tmp_path: Path) -> None:
+    from samlora.training.embed_cache import EmbeddingCache, cache_reason
+
+    b = dict(cfg.backbones.litemedsam)
+    model = build_model(_on_lite(cfg, "decoder_only"), b, pretrained=False)
+    assert cache_reason(model, dict(cfg.train.augment)) is None
+    folder = EmbeddingCache.for_model(model, {"img_size": 256}, tmp_path).folder
+    assert folder.is_dir() and (folder / "key.json").is_file()
+    lora = build_model(_on_lite(cfg, "topolora_sam"), b, pretrained=False)
+    assert "encoder trains" in cache_reason(lora, None)

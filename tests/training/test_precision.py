@@ -136,7 +136,7 @@ def _train_cmd(repo_root: Path, processed: Path, out: Path, *extra: str) -> list
     return [sys.executable, "-m", "samlora", "train",
             "--params", str(repo_root / "params.yaml"),
             "--params", str(repo_root / "presets/demo.yaml"),
-            "--method", "topolora_sam", "--train-set", "drive", "--seed", "0", "--out", str(out),
+            "--method", "topolora_sam_tiny", "--train-set", "drive", "--seed", "0", "--out", str(out),
             f"data.processed_dir={processed}", "train.epochs=1", "train.num_workers=0",
             "backbones.sam_tiny.img_size=64", "train.batch_size=4", *extra]
 

@@ -33,7 +33,7 @@ def _cmd(repo_root: Path, processed: Path, out: Path, epochs: int, workers: int 
     return [sys.executable, "-m", "samlora", "train",
             "--params", str(repo_root / "params.yaml"),
             "--params", str(repo_root / "presets/demo.yaml"),
-            "--method", "topolora_sam", "--train-set", "drive", "--seed", "0", "--out", str(out),
+            "--method", "topolora_sam_tiny", "--train-set", "drive", "--seed", "0", "--out", str(out),
             f"data.processed_dir={processed}", f"train.epochs={epochs}",
             f"train.num_workers={workers}", *OVERRIDES, *extra]
 
@@ -63,7 +63,7 @@ def test_training_loss_falls_and_writes_run_files(repo_root: Path, processed: Pa
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert all("val_dice" in h for h in hist)
     cfg = yaml.safe_load((run / "config.yaml").read_text())
-    assert cfg["train"]["lr"] == 2e-3 and cfg["method"] == "topolora_sam"
+    assert cfg["train"]["lr"] == 2e-3 and cfg["method"] == "topolora_sam_tiny"
     assert (run / "dvclive" / "metrics.json").is_file()
 
 

@@ -34,7 +34,7 @@ def _cfg(repo_root: Path, processed: Path, sampling: str):
         "backbones": {"sam_tiny": {"img_size": 64}},
         "train": {"epochs": 1, "batch_size": 4, "num_workers": 0},
         "studies": {"enabled": ["u"], "u": {
-            "methods": ["decoder_only"], "seeds": [0],
+            "methods": ["decoder_only_tiny"], "seeds": [0],
             "protocols": [{"train": ["drive", "stare"], "name": "ds", "sampling": sampling,
                            "test": ["drive"]}]}}})
     OmegaConf.set_struct(cfg, False)
@@ -86,7 +86,7 @@ def test_a_step_schedule_stops_after_exactly_its_steps(repo_root: Path, two_sets
     three epochs, the last one cut after its first step; warm restarts every 2 steps."""
     cfg = _cfg(repo_root, two_sets, "proportional")
     cfg.studies.u.protocols = [{"train": "stare", "test": ["stare"]}]
-    cfg.methods.decoder_only.train = {"steps": 5, "schedule": "cosine_restarts",
+    cfg.methods.decoder_only_tiny.train = {"steps": 5, "schedule": "cosine_restarts",
                                       "restart_steps": 2, "warmup_steps": 0}
     (spec,) = expand(cfg, ["u"])["u"].runs
     assert spec.train["steps"] == 5 and spec.train["epochs"] == 1  # epochs is ignored

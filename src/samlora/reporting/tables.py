@@ -139,3 +139,41 @@ def save_table(table: pd.DataFrame, path: Path) -> Path:
         table.to_csv(tmp, encoding="utf-8")
     log.info("table written to %s", path)
     return Path(path)
+
+
+def backbone_table(per_image_csvs: list[str] | list[Path]) -> pd.DataFrame:
+    """Which backbone and weights produced each method's numbers, from the runs behind the
+    per-image tables (``predictions.json`` beside each names its run folder, whose
+    ``config.yaml`` records the backbone).
+
+    Returns:
+        One row per method: Method, Backbone, Architecture, Input (px), Weights (the
+        checkpoint file, or "random" for a backbone without one); human rows are left out.
+    """
+    import json
+
+    import yaml
+
+    rows: dict[str, dict[str, str]] = {}
+    for csv in per_image_csvs:
+        pred = Path(csv).parent / "predictions.json"
+        if not pred.is_file():
+            continue  # the human baseline has no run
+        run = Path(json.loads(pred.read_text()).get("run", ""))
+        # a relative run folder is relative to the workflow's root, above the results
+        bases = [Path()] if run.is_absolute() else [Path(), *pred.resolve().parents]
+        cfg_path = next((b / run / "config.yaml" for b in bases
+                         if (b / run / "config.yaml").is_file()), run / "config.yaml")
+        if not cfg_path.is_file():
+            log.warning("%s: run config %s not found; its backbone is not listed", pred, cfg_path)
+            continue
+        rc = yaml.safe_load(cfg_path.read_text())
+        bcfg = rc.get("backbone_cfg") or {}
+        ckpt = bcfg.get("checkpoint") or {}
+        weights = ckpt.get("file") or bcfg.get("pretrained") or "random"
+        rows.setdefault(rc["method"], {
+            "Method": rc["method"], "Backbone": rc.get("backbone", ""),
+            "Architecture": str(bcfg.get("arch", "")), "Input (px)": str(bcfg.get("img_size", "")),
+            "Weights": str(weights)})
+    return pd.DataFrame(list(rows.values()),
+                        columns=["Method", "Backbone", "Architecture", "Input (px)", "Weights"])

@@ -51,8 +51,8 @@ def encoder_digest(encoder: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, t in sorted(encoder.state_dict().items()):
         h.update(name.encode())
-        h.update(t.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes()
-                 if t.numel() else b"")
+        h.update(t.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy()
+                 .tobytes())
     return h.hexdigest()
 
 
