@@ -19,7 +19,7 @@ def test_params_yaml_validates(repo_root: Path) -> None:
 def test_preset_overrides_and_hydra_overrides_apply_in_order(repo_root: Path) -> None:
     cfg = load_config([repo_root / "params.yaml", repo_root / "presets/demo.yaml"],
                       ["train.lr=0.25", "studies.demo_benchmark.seeds=[4,5]"])
-    assert cfg.methods.topolora_sam.backbone == "sam_tiny"  # from the preset
+    assert cfg.methods.topolora_sam.backbone == "litemedsam"  # from the preset
     assert cfg.methods.topolora_sam.lora.r == 8              # untouched by the preset
     assert cfg.train.lr == 0.25 and list(cfg.studies.demo_benchmark.seeds) == [4, 5]
     assert list(cfg.studies.enabled)[0] == "demo_benchmark"  # the preset's own studies

@@ -85,7 +85,7 @@ def _losses(cfg, method: str, batch: dict[str, torch.Tensor]) -> list[float]:
 
 
 def _check(cfg, method: str, batch: dict[str, torch.Tensor]) -> None:
-    if method in ("zero_shot", "sam2lora_zero_shot"):  # frozen: nothing trains
+    if method in ("zero_shot", "zero_shot_box", "sam2lora_zero_shot"):  # frozen: nothing trains
         model = build_model(cfg.methods[method], tiny_backbone(cfg, method))
         assert not any(p.requires_grad for p in model.parameters())
         return

@@ -202,3 +202,8 @@ def save_figure(fig: Figure, path: Path, dpi: int = 200) -> Path:
         fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
     log.info("figure written to %s", path)
     return Path(path)
+
+
+def save_figures(fig: Figure, stem: Path, dpi: int = 200) -> list[Path]:
+    """Save ``fig`` as ``<stem>.png`` and ``<stem>.pdf`` (print and screen)."""
+    return [save_figure(fig, Path(stem).with_suffix(ext), dpi) for ext in (".png", ".pdf")]

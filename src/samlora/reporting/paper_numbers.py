@@ -240,3 +240,22 @@ def paper_vs_ours(ours: pd.DataFrame, paper_numbers: pd.DataFrame | str | Path |
                      "ours": _fmt_ours(mean, std, decimals),
                      "difference": _fmt_diff(mean - p, decimals)})
     return pd.DataFrame(rows, columns=["method", "dataset", "paper", "ours", "difference"])
+
+
+def ours_by_dataset(summary: pd.DataFrame, metric: str, mode: str = "native_fov",
+                    prompt: str = "none") -> pd.DataFrame:
+    """Our rows as :func:`paper_vs_ours` takes them: ``method, dataset, mean, std`` of
+    ``metric`` in ``mode`` and ``prompt``, from each method's in-domain or union runs (a
+    transfer row, trained on one dataset and tested on another, is left out)."""
+    rows = summary
+    if "mode" in rows:
+        rows = rows[rows["mode"] == mode]
+    if "prompt" in rows:
+        rows = rows[rows["prompt"].fillna("none") == prompt]
+    known = set(DATASETS)
+    keep = (rows["train_set"] == rows["test_set"]) | ~rows["train_set"].isin(known)
+    rows = rows[keep & (rows["method"] != "human")]
+    out = rows[["method", "test_set"]].rename(columns={"test_set": "dataset"}).copy()
+    out["mean"] = rows.get(f"{metric}_mean")
+    out["std"] = rows.get(f"{metric}_std")
+    return out.drop_duplicates(["method", "dataset"]).reset_index(drop=True)

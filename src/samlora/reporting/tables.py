@@ -141,6 +141,43 @@ def save_table(table: pd.DataFrame, path: Path) -> Path:
     return Path(path)
 
 
+def save_tables(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Write ``table`` as ``<stem>.csv``, ``.tex`` and ``.md`` (each atomically)."""
+    stem = Path(stem)
+    out = [save_table(table, stem.with_suffix(".csv"))]
+    with atomic_path(stem.with_suffix(".tex")) as tmp:
+        tmp.write_text(table.to_latex(escape=True), encoding="utf-8")
+    out.append(stem.with_suffix(".tex"))
+    with atomic_path(stem.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown(table) + "\n", encoding="utf-8")
+    out.append(stem.with_suffix(".md"))
+    return out
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """``table`` as a GitHub markdown table, index levels first ("|" escaped)."""
+    frame = table.reset_index() if any(n is not None for n in table.index.names) else table
+    cols = [str(c) for c in frame.columns]
+
+    def cell(v: object) -> str:
+        return str(v).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def show_missing(table: pd.DataFrame) -> list:
+    """Print what a table lacks (its ``attrs["missing"]``), so a partial study says so."""
+    missing = list(table.attrs.get("missing") or [])
+    if missing:
+        shown = ", ".join(" / ".join(map(str, m)) if isinstance(m, tuple) else str(m)
+                          for m in missing[:12])
+        more = f" and {len(missing) - 12} more" if len(missing) > 12 else ""
+        print(f"missing ({len(missing)}): {shown}{more}")
+    return missing
+
+
 def backbone_table(per_image_csvs: list[str] | list[Path]) -> pd.DataFrame:
     """Which backbone and weights produced each method's numbers, from the runs behind the
     per-image tables (``predictions.json`` beside each names its run folder, whose
@@ -174,6 +211,18 @@ def backbone_table(per_image_csvs: list[str] | list[Path]) -> pd.DataFrame:
         rows.setdefault(rc["method"], {
             "Method": rc["method"], "Backbone": rc.get("backbone", ""),
             "Architecture": str(bcfg.get("arch", "")), "Input (px)": str(bcfg.get("img_size", "")),
-            "Weights": str(weights)})
-    return pd.DataFrame(list(rows.values()),
-                        columns=["Method", "Backbone", "Architecture", "Input (px)", "Weights"])
+            "Weights": str(weights), "Trainable": _trainable(cfg_path.parent)})
+    return pd.DataFrame(list(rows.values()), columns=["Method", "Backbone", "Architecture",
+                                                      "Input (px)", "Weights", "Trainable"]
+                        ).set_index("Method")
+
+
+def _trainable(run_dir: Path) -> float:
+    """Trainable parameters a run's weights manifest records (nan without one)."""
+    from safetensors import safe_open
+
+    path = run_dir / "adapter.safetensors"
+    if not path.is_file():
+        return math.nan
+    with safe_open(str(path), framework="pt") as f:
+        return float((f.metadata() or {}).get("trainable", "nan"))
