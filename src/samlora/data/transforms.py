@@ -47,6 +47,18 @@ def _resize_mask(mask: np.ndarray, hw: tuple[int, int], size: int) -> torch.Tens
     return _pad(t, size)
 
 
+def _check_inputs(image: np.ndarray, mask: np.ndarray | None,
+                  fov: np.ndarray | None) -> tuple[int, int]:
+    """(H, W) of an H×W×C image whose mask and FOV (if any) are H×W; ValueError otherwise."""
+    if image.ndim != 3:
+        raise ValueError(f"expected an H×W×C image, got shape {image.shape}")
+    H, W = image.shape[:2]
+    for name, m in (("mask", mask), ("fov", fov)):
+        if m is not None and m.shape != (H, W):
+            raise ValueError(f"{name} shape {m.shape} differs from the image's {(H, W)}")
+    return H, W
+
+
 def resize_pad(image: np.ndarray, mask: np.ndarray | None, fov: np.ndarray | None,
                size: int) -> tuple[dict[str, torch.Tensor | None], dict[str, tuple[int, int]]]:
     """Resize so the longest side is ``size``, then pad bottom/right with zeros to size×size.
@@ -62,12 +74,7 @@ def resize_pad(image: np.ndarray, mask: np.ndarray | None, fov: np.ndarray | Non
         and ``fov`` float32 1×S×S in {0, 1} (nearest) or None; meta
         ``{"orig_hw": (H, W), "resized_hw": (h, w)}``.
     """
-    if image.ndim != 3:
-        raise ValueError(f"expected an H×W×C image, got shape {image.shape}")
-    H, W = image.shape[:2]
-    for name, m in (("mask", mask), ("fov", fov)):
-        if m is not None and m.shape != (H, W):
-            raise ValueError(f"{name} shape {m.shape} differs from the image's {(H, W)}")
+    H, W = _check_inputs(image, mask, fov)
     hw = resized_hw(H, W, size)
     img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
     img = _pad(_resize(img, hw, "bilinear").clamp_(0.0, 255.0), size)
@@ -106,12 +113,7 @@ def stretch(image: np.ndarray, mask: np.ndarray | None, fov: np.ndarray | None, 
     then upsamples to 1024). Arguments and returns as :func:`resize_pad`; ``resized_hw``
     is (size, size), so :func:`unresize` maps the output back to the native grid unchanged.
     """
-    if image.ndim != 3:
-        raise ValueError(f"expected an H×W×C image, got shape {image.shape}")
-    H, W = image.shape[:2]
-    for name, m in (("mask", mask), ("fov", fov)):
-        if m is not None and m.shape != (H, W):
-            raise ValueError(f"{name} shape {m.shape} differs from the image's {(H, W)}")
+    H, W = _check_inputs(image, mask, fov)
     img = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float()
     if (H, W) != (pre, pre):  # OpenCV INTER_LINEAR: half-pixel centres, no antialiasing
         img = F.interpolate(img[None], size=(pre, pre), mode="bilinear",
