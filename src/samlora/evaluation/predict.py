@@ -140,7 +140,7 @@ def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_di
     from samlora.study.runspec import from_config
     from samlora.training.loop import run_cache
 
-    cache = run_cache(model, from_config(rc), None, Path(models_dir), "prediction", None)
+    cache = run_cache(model, from_config(rc), None, Path(models_dir), training=False)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in [*out_dir.glob(".predict-tmp-*"), *out_dir.glob(".probs-old-*")]:

@@ -183,7 +183,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
     check_prepared(spec, needed=True)
     model.to(device)
     train_ds, val_ds = run_datasets(spec, model.img_size)
-    cache = run_cache(model, spec, precision, models_dir, "training")
+    cache = run_cache(model, spec, precision, models_dir, training=True)
     loss_fn = build_loss(rc["method_cfg"]["loss"])
     prompting = prompt_settings(rc["method_cfg"])
     n_batches = math.ceil(len(train_ds) / train["batch_size"])
@@ -252,18 +252,19 @@ def train_spec(spec: RunSpec, run_dir: Path,
 
 
 def run_cache(model: torch.nn.Module, spec: RunSpec, precision: Precision | None,
-              models_dir: Path, what: str, augment: Any = "train") -> Any:
+              models_dir: Path, training: bool) -> Any:
     """The embedding cache of ``spec``'s model (None where it cannot serve; see
-    :mod:`samlora.training.embed_cache`), under ``models_dir``'s sibling ``embeddings``.
-    ``augment`` is the training augmentation (default) or None for prediction."""
+    :mod:`samlora.training.embed_cache`), under ``models_dir``'s sibling ``embeddings``:
+    for training (its inputs are augmented as ``train.augment`` says) or prediction (not)."""
     from samlora.training.embed_cache import cache_for
 
     train = spec.train
     identity = {"backbone": spec.backbone_cfg, "img_size": int(model.img_size),
                 "precision": precision.name if precision is not None else "fp32"}
-    return cache_for(model, train["augment"] if augment == "train" else augment,
+    return cache_for(model, train["augment"] if training else None,
                      str(train.get("embedding_cache", "auto")), identity,
-                     Path(models_dir).parent / "embeddings", what)
+                     Path(models_dir).parent / "embeddings",
+                     "training" if training else "prediction")
 
 
 def _step_validation(epoch: int, every: int, total: int, sched: Any, selection: Selection,
