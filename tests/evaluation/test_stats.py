@@ -141,7 +141,8 @@ def test_paired_comparisons_known_answer() -> None:
     table = paired_comparisons(_study(), "ref", ["dice"])
     assert list(table.columns) == ["test_set", "method", "train_set", "reference",
                                    "reference_train_set", "metric", "n", "median_diff",
-                                   "effect_size", "p", "p_holm"]
+                                   "mean_diff", "ci_low", "ci_high", "effect_size", "p",
+                                   "p_holm"]
     assert len(table) == 3 and "ref" not in set(table["method"])
     row = table.set_index(["test_set", "method"]).loc[("drive", "better")]
     assert row["n"] == 12 and row["effect_size"] == 1.0
@@ -163,6 +164,8 @@ def test_pairing_on_case_and_seed_averaging() -> None:
     # pairs c00: 0.6-0.5, c01: 0.8-0.6, c02: 0.65-0.7 -> diffs 0.1, 0.2, -0.05
     assert out["n"] == 3
     assert out["median_diff"] == pytest.approx(0.1)
+    assert out["mean_diff"] == pytest.approx(0.25 / 3)
+    assert out["ci_low"] <= out["mean_diff"] <= out["ci_high"]
     # ranks of |d|: 0.05 -> 1, 0.1 -> 2, 0.2 -> 3; (5 - 1) / 6
     assert out["effect_size"] == pytest.approx(4 / 6)
     assert out["p"] == pytest.approx(wilcoxon([0.1, 0.2, -0.05]).pvalue)
@@ -193,3 +196,21 @@ def test_prompted_method_against_an_unprompted_reference() -> None:
     out = paired_comparisons(table, "human", ["dice"])
     assert list(out.columns[-1:]) == ["prompt"] and list(out["prompt"]) == ["box", "point"]
     assert list(out["effect_size"]) == [1.0, -1.0]
+
+
+def test_paired_diff_ci_against_scipy_bootstrap() -> None:
+    """The percentile interval of the mean paired difference matches scipy's bootstrap of
+    the same statistic (different draws: within Monte-Carlo error), is exact for constant
+    differences, and is nan with one pair."""
+    from scipy.stats import bootstrap
+
+    from samlora.evaluation.stats import paired_diff_ci
+
+    d = np.random.default_rng(3).normal(0.02, 0.05, size=60)
+    ours = paired_diff_ci(d, n_resamples=20000)
+    ref = bootstrap((d,), np.mean, n_resamples=20000, method="percentile",
+                    random_state=np.random.default_rng(4)).confidence_interval
+    np.testing.assert_allclose(ours, (ref.low, ref.high), atol=2e-3)
+    assert paired_diff_ci(d) == paired_diff_ci(d)  # seeded
+    assert paired_diff_ci(np.full(5, 0.1)) == pytest.approx((0.1, 0.1))
+    assert all(np.isnan(paired_diff_ci(np.array([0.3]))))

@@ -39,6 +39,19 @@ def test_committed_csv_loads_and_validates() -> None:
     assert (df["source"].str.len() > 0).all()
 
 
+def test_topolora_numbers_are_secondary_and_say_they_are_unverified() -> None:
+    """The TopoLoRA-SAM numbers come from a secondary summary only (the paper's tables could
+    not be reached); each row says so, and a table marks them unconfirmed."""
+    df = load_paper_numbers()
+    topo = df[df["paper"] == "TopoLoRA-SAM"]
+    assert len(topo) >= 5 and set(topo["source_kind"]) == {"secondary"}
+    assert topo["note"].str.contains("UNVERIFIED").all()
+    ours = pd.DataFrame({"method": ["topolora_sam"], "dataset": ["drive"], "mean": [0.7],
+                         "std": [0.01]})
+    row = paper_vs_ours(ours, df, "TopoLoRA-SAM", "dice").iloc[0]
+    assert (row["paper"], row["source"]) == ("0.690", "secondary summary (unconfirmed)")
+
+
 def test_known_lists_match_the_project() -> None:
     """Methods are params.yaml's; prompt modes are models.prompts.EVAL_MODES."""
     methods = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["methods"]
@@ -133,16 +146,17 @@ def test_paper_vs_ours_known_answer(tmp_path: Path) -> None:
         "std": [0.0042, float("nan"), 0.02],
     })
     table = paper_vs_ours(ours, _paper_frame(tmp_path), "TopoLoRA-SAM", "dice")
-    assert list(table.columns) == ["method", "dataset", "paper", "ours", "difference"]
+    assert list(table.columns) == ["method", "dataset", "paper", "source", "ours",
+                                   "difference"]
     assert table.to_dict("records") == [
         # the paper's own table beats the secondary summary's 0.600
         {"method": "topolora_sam", "dataset": "drive", "paper": "0.690",
-         "ours": "0.701 ± 0.004", "difference": "+0.011"},
-        {"method": "unet_r34", "dataset": "drive", "paper": "0.700", "ours": "0.680",
+         "source": "paper", "ours": "0.701 ± 0.004", "difference": "+0.011"},
+        {"method": "unet_r34", "dataset": "drive", "paper": "0.700", "source": "paper", "ours": "0.680",
          "difference": "-0.020"},
-        {"method": "topolora_sam", "dataset": "stare", "paper": "–", "ours": "0.800 ± 0.020",
+        {"method": "topolora_sam", "dataset": "stare", "paper": "–", "source": "–", "ours": "0.800 ± 0.020",
          "difference": "–"},
-        {"method": "topolora_sam", "dataset": "chase_db1", "paper": "0.569", "ours": "–",
+        {"method": "topolora_sam", "dataset": "chase_db1", "paper": "0.569", "source": "paper", "ours": "–",
          "difference": "–"},
     ]
 
@@ -155,7 +169,8 @@ def test_paper_vs_ours_source_kinds_and_prompt(tmp_path: Path) -> None:
                                    source_kinds=["secondary"])
     assert only_secondary.to_dict("records") == [
         {"method": "topolora_sam", "dataset": "drive", "paper": "0.600",
-         "ours": "0.600 ± 0.000", "difference": "0.000"}]
+         "source": "secondary summary (unconfirmed)", "ours": "0.600 ± 0.000",
+         "difference": "0.000"}]
     assert paper_vs_ours(ours, frame, "TopoLoRA-SAM", "dice", prompt="box")["paper"].tolist() \
         == ["–"]
 

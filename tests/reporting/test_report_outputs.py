@@ -85,8 +85,9 @@ def test_the_backbone_table_reads_each_run_config_and_manifest(tmp_path: Path) -
                                   4058340.0)
 
 
-@pytest.mark.slow  # two papermill runs: ~30 s
-@pytest.mark.parametrize("template", ["topolora_results", "sam2lora_results"])
+@pytest.mark.slow  # three papermill runs: ~45 s
+@pytest.mark.parametrize("template", ["topolora_results", "sam2lora_results",
+                                      "samlora_results"])
 def test_paper_templates_render_from_a_summary(repo_root: Path, tmp_path: Path,
                                                template: str) -> None:
     from samlora.reporting.render import render_notebook
@@ -102,6 +103,11 @@ def test_paper_templates_render_from_a_summary(repo_root: Path, tmp_path: Path,
                     {"summary_csv": summary, "per_image_csvs": [], "figures_dir": out / "figures",
                      "tables_dir": out / "tables"})
     assert (out / f"{template}.html").stat().st_size > 0
+    if template == "samlora_results":  # no comparisons.csv beside this summary
+        assert (out / "tables" / "topology.md").is_file()
+        assert (out / "figures" / "head_to_head_dice.png").is_file()
+        assert "no comparisons file" in (out / f"{template}.html").read_text()
+        return
     assert (out / "tables" / "paper_vs_ours_dice.md").is_file()
     if template == "topolora_results":
         assert (out / "tables" / "benchmark_dice.csv").is_file()

@@ -341,6 +341,68 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     assert f'href="{STUDY}/main_results.html"' in index
 
 
+#: Every template the smoke study renders (tests/fixtures/smoke.yaml).
+REPORTS = ("main_results", "topolora_results", "sam2lora_results", "samlora_results")
+
+
+def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
+    """Each template, rendered by the workflow from the smoke study's real results: its
+    notebook has no error output, its HTML embeds its figures, every table it saved is
+    non-empty in all three formats and every figure in both, and the tables' numbers are the
+    summary's and comparisons.csv's."""
+    reports = reproduced / "reports" / STUDY
+    for name in REPORTS:
+        nb = json.loads((reports / f"{name}.ipynb").read_text())
+        errors = [o for c in nb["cells"] if c["cell_type"] == "code"
+                  for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, (name, errors[:1])
+        html = (reports / f"{name}.html").read_text()
+        assert "Traceback" not in html and "data:image/png;base64," in html, name
+    tables = sorted((reports / "tables").glob("*.csv"))
+    for csv in tables:
+        for ext in (".csv", ".tex", ".md"):
+            assert csv.with_suffix(ext).stat().st_size > 0, csv.with_suffix(ext)
+    names = {p.stem for p in tables}
+    assert {"benchmark_dice", "metrics", "per_dataset_sam2lora", "comparisons", "topology",
+            "head_to_head_dice", "backbones"} <= names, sorted(names)
+    figures = sorted((reports / "figures").glob("*.png"))
+    assert {"heatmap_dice", "head_to_head_dice"} <= {p.stem for p in figures}
+    for png in figures:
+        assert png.read_bytes()[:4] == b"\x89PNG" and png.with_suffix(".pdf").stat().st_size > 0
+
+    summary = pd.read_csv(reproduced / f"results/{STUDY}/summary.csv")
+    ours = summary[summary["mode"] == "native_fov"].set_index(["method", "train_set",
+                                                               "test_set"])
+    topo = pd.read_csv(reports / "tables/topology.csv", dtype=str, keep_default_na=False)
+    topo = topo.set_index(["Method", "Train set", "Test set"])
+    assert sorted(topo.index) == sorted(ours.index)
+    for key, row in topo.iterrows():
+        for label, metric in (("Dice", "dice"), ("clDice", "cldice"),
+                              ("Betti-0 error", "betti0_error"),
+                              ("Betti-1 error", "betti1_error")):
+            _check_cell(row[label], float(ours.loc[key, f"{metric}_mean"]),
+                        float(ours.loc[key, f"{metric}_std"]), f"topology {key} {label}")
+    bench = pd.read_csv(reports / "tables/benchmark_dice.csv", keep_default_na=False)
+    bench = bench.set_index("Method")
+    label = {"topolora_sam": "TopoLoRA-SAM", "decoder_only": "Decoder only"}
+    for method in METHODS:
+        src = ours.loc[(method, TRAIN_SET, TRAIN_SET)]
+        _check_cell(bench.loc[label[method], "DRIVE"], float(src["dice_mean"]),
+                    float(src["dice_std"]), f"benchmark_dice {method}")
+    comparisons = pd.read_csv(reproduced / f"results/{STUDY}/comparisons.csv")
+    comparisons = comparisons[comparisons["mode"] == "native_fov"]
+    shown = pd.read_csv(reports / "tables/comparisons.csv", keep_default_na=False)
+    assert len(shown) == len(comparisons[comparisons["metric"].isin(
+        ["dice", "iou", "auc", "cldice", "precision", "sensitivity", "specificity",
+         "accuracy", "mcc", "f1", "pr_auc", "hd95", "assd", "hd95_mm", "assd_mm",
+         "boundary_iou", "bfscore", "betti0_error", "betti1_error", "ece"])])
+    dice = comparisons[(comparisons["metric"] == "dice")].iloc[0]
+    row = shown[(shown["Method"] == dice["method"]) & (shown["Test set"] == dice["test_set"])
+                & (shown["Metric"] == "Dice")].iloc[0]
+    assert row["Δ mean [95 % CI]"].startswith(f"{dice['mean_diff']:+.3f} [")
+    assert row["n"] == str(int(dice["n"]))
+
+
 def test_outputs_carry_the_umask_mode(reproduced: Path) -> None:
     """Under umask 022 every file the pipeline writes is 0644 and every folder 0755 (no
     mkstemp 0600 file nor mkdtemp 0700 folder renamed into place)."""

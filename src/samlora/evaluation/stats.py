@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 #: Columns identifying one method × training set × test set (plus ``prompt`` if present).
 UNIT_COLUMNS = ("method", "train_set", "test_set")
 COMPARISON_COLUMNS = ("test_set", "method", "train_set", "reference", "reference_train_set",
-                      "metric", "n", "median_diff", "effect_size", "p", "p_holm")
+                      "metric", "n", "median_diff", "mean_diff", "ci_low", "ci_high",
+                      "effect_size", "p", "p_holm")
 
 
 def _units(per_image: pd.DataFrame) -> list[str]:
@@ -177,6 +178,22 @@ def holm(p: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
+def paired_diff_ci(diff: np.ndarray, n_resamples: int = 2000, level: float = 0.95,
+                   seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of paired differences (cases resampled
+    with replacement; same ``seed``, same interval); (nan, nan) with fewer than 2 pairs."""
+    d = np.asarray(diff, dtype=np.float64)
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(d.size, np.full(d.size, 1.0 / d.size), size=n_resamples)
+    reps = counts @ d / d.size
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(reps, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
 def rank_biserial(diff: np.ndarray) -> float:
     """Matched-pairs rank-biserial correlation (W+ - W-) / (W+ + W-) of paired differences.
 
@@ -240,6 +257,8 @@ def paired_comparisons(per_image: pd.DataFrame, reference_method: str,
     Columns (:data:`COMPARISON_COLUMNS`, then ``prompt`` if present):
 
     - ``n``: number of pairs; ``median_diff``: median of method − reference;
+    - ``mean_diff``, ``ci_low``, ``ci_high``: their mean and its 95 % percentile bootstrap
+      interval over cases (:func:`paired_diff_ci`);
     - ``effect_size``: matched-pairs rank-biserial correlation (:func:`rank_biserial`),
       +1 when the method is higher on every image that differs;
     - ``p``: two-sided Wilcoxon signed-rank p (:func:`wilcoxon_p`);
@@ -278,11 +297,14 @@ def paired_comparisons(per_image: pd.DataFrame, reference_method: str,
                 continue
             pair = pd.concat([mine[metric], theirs[metric]], axis=1, join="inner").dropna()
             diff = (pair.iloc[:, 0] - pair.iloc[:, 1]).to_numpy()
+            low, high = paired_diff_ci(diff)
             rows.append({"test_set": info["test_set"], "method": info["method"],
                          "train_set": info["train_set"], "reference": reference_method,
                          "reference_train_set": dict(zip(units, ref))["train_set"],
                          "metric": metric, "n": int(diff.size),
                          "median_diff": float(np.median(diff)) if diff.size else float("nan"),
+                         "mean_diff": float(diff.mean()) if diff.size else float("nan"),
+                         "ci_low": low, "ci_high": high,
                          "effect_size": rank_biserial(diff), "p": wilcoxon_p(diff), **extra})
     table = pd.DataFrame(rows, columns=[*COMPARISON_COLUMNS[:-1], *extra_cols])
     table.insert(len(COMPARISON_COLUMNS) - 1, "p_holm", holm(table["p"].to_numpy(float)))

@@ -120,8 +120,8 @@ def overlay_figure(
 ) -> Figure:
     """Three panels: the image, its ground truth, and the prediction overlaid on the image.
 
-    The overlay colours true positives green, false positives red and false negatives
-    blue (inside the FOV); the panel title gives the Dice inside the FOV.
+    The overlay colours true positives yellow, false positives vermillion and false
+    negatives blue (inside the FOV); the panel title gives the Dice inside the FOV.
 
     Args:
         image: H×W×3 uint8 RGB image.

@@ -55,6 +55,11 @@ PROMPT_MODES = ("none", "1pt", "2pt", "5pt", "5pt1neg", "box", "pts_box")
 _METHOD_RE = re.compile(r"^(?P<base>[a-z0-9_]+)(?:-r\d+(?:-alpha\d+)?)?(?:-ref)?$")
 #: Preference among several numbers for one method and dataset.
 _KIND_RANK = {kind: i for i, kind in enumerate(SOURCE_KINDS)}
+#: How :func:`paper_vs_ours` names each kind of source.
+SOURCE_LABELS = {"paper": "paper", "code": "authors' code",
+                 "secondary": "secondary summary (unconfirmed)"}
+#: Columns of :func:`paper_vs_ours`.
+VS_COLUMNS = ("method", "dataset", "paper", "source", "ours", "difference")
 #: Cell of a missing side in :func:`paper_vs_ours`.
 MISSING = "–"
 
@@ -196,9 +201,10 @@ def paper_vs_ours(ours: pd.DataFrame, paper_numbers: pd.DataFrame | str | Path |
         decimals: digits after the decimal point.
 
     Returns:
-        String columns ``method, dataset, paper, ours, difference``: the paper's value,
-        our "mean ± std", and ours' mean minus the paper's (signed); "–" where either side
-        is missing. Rows: ours in their order, then the paper's methods and datasets we
+        String columns :data:`VS_COLUMNS`: the paper's value, the kind of its source
+        (:data:`SOURCE_LABELS`: a secondary summary's number is marked unconfirmed), our
+        "mean ± std", and ours' mean minus the paper's (signed); "–" where either side is
+        missing. Rows: ours in their order, then the paper's methods and datasets we
         lack, in file order.
     """
     if paper not in PAPERS:
@@ -221,6 +227,7 @@ def paper_vs_ours(ours: pd.DataFrame, paper_numbers: pd.DataFrame | str | Path |
     ref = ref.sort_values(["_rank", "_order"]).drop_duplicates(["method", "dataset"])
     ref = ref.sort_values("_order")
     paper_value = {(r.method, r.dataset): float(r.value) for r in ref.itertuples()}
+    paper_kind = {(r.method, r.dataset): SOURCE_LABELS[r.source_kind] for r in ref.itertuples()}
 
     if "prompt" in ours.columns:
         ours = ours[ours["prompt"].fillna("none") == prompt]
@@ -237,9 +244,10 @@ def paper_vs_ours(ours: pd.DataFrame, paper_numbers: pd.DataFrame | str | Path |
         p = paper_value.get(key, math.nan)
         mean, std = ours_value.get(key, (math.nan, math.nan))
         rows.append({"method": key[0], "dataset": key[1], "paper": _fmt(p, decimals),
+                     "source": paper_kind.get(key, MISSING),
                      "ours": _fmt_ours(mean, std, decimals),
                      "difference": _fmt_diff(mean - p, decimals)})
-    return pd.DataFrame(rows, columns=["method", "dataset", "paper", "ours", "difference"])
+    return pd.DataFrame(rows, columns=list(VS_COLUMNS))
 
 
 def ours_by_dataset(summary: pd.DataFrame, metric: str, mode: str = "native_fov",

@@ -8,11 +8,22 @@ log = logging.getLogger(__name__)
 
 _applied = False
 
-#: Colours of the overlay classes (RGB in [0, 1]): true positive, false positive, false negative.
+#: The house palette: Okabe & Ito's eight colours, told apart with every common colour-vision
+#: deficiency (black last). Every figure draws its series from it, in this order.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442",
+           "#000000")
+
+
+def _rgb(hex_colour: str) -> tuple[float, float, float]:
+    return tuple(int(hex_colour[i:i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore
+
+
+#: Colours of the overlay classes (RGB in [0, 1]), from :data:`PALETTE`: true positive
+#: yellow, false positive vermillion, false negative blue (no red-green pair).
 OVERLAY_COLOURS = {
-    "tp": (0.10, 0.80, 0.25),
-    "fp": (0.95, 0.20, 0.15),
-    "fn": (0.15, 0.55, 1.00),
+    "tp": _rgb("#F0E442"),
+    "fp": _rgb("#D55E00"),
+    "fn": _rgb("#0072B2"),
 }
 
 
@@ -31,7 +42,8 @@ def use_style() -> None:
     matplotlib.use("agg")
     import seaborn as sns
 
-    sns.set_theme(context="paper", style="white", font_scale=1.1)
+    sns.set_theme(context="paper", style="white", font_scale=1.1, palette=list(PALETTE))
+    matplotlib.rcParams["savefig.dpi"] = 200
     _enable_png_display()
     _applied = True
     log.debug("plot style applied (agg backend, seaborn paper theme)")

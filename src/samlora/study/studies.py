@@ -114,6 +114,9 @@ def _set(tree: dict[str, Any], dotted: str, value: Any, where: str) -> None:
     node[leaf] = value
 
 
+#: Reports of a study that names none: the general table and the comparisons neither
+#: paper makes (``notebooks/<name>.ipynb``).
+DEFAULT_REPORTS = ("main_results", "samlora_results")
 #: Suffix of a method trained as its paper's code does (``fidelity: reference``).
 REFERENCE_SUFFIX = "ref"
 
@@ -306,7 +309,7 @@ def expand(cfg: DictConfig, names: Sequence[str] | None = None) -> dict[str, Stu
         studies[name] = Study(name=name, paper=str(study.get("paper", "")),
                               feeds=tuple(study.get("feeds") or ()), runs=tuple(chosen),
                               evaluations=tuple(evaluations),
-                              reports=tuple(study.get("reports") or ("main_results",)),
+                              reports=tuple(study.get("reports") or DEFAULT_REPORTS),
                               reference=study.get("reference") or (chosen[0].method
                                                                    if chosen else None),
                               human=_human_sets(runs),
