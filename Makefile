@@ -12,7 +12,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.samlora-installed
 CORES  ?= 2
 
-.PHONY: venv demo test test-fast test-all bench clean-demo
+.PHONY: venv chromium demo test test-fast test-all bench clean-demo
 
 venv: $(STAMP)
 
@@ -30,7 +30,14 @@ demo: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile workflow/profiles/local \
 		--configfile params.yaml presets/demo.yaml --cores $(CORES) all
 
-test: venv
+# The browser test (tests/reporting/test_browser.py, marker `browser`) opens the rendered
+# reports in Debian's headless Chromium; installed here when missing (needs root, as in CI).
+chromium:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		chromium chromium-driver; }
+
+test: venv chromium
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q --durations=10
 
 test-fast: venv

@@ -184,3 +184,22 @@ def test_paper_vs_ours_bad_arguments(tmp_path: Path) -> None:
         paper_vs_ours(ours.assign(std=0.0), frame, "SAM3", "dice")
     with pytest.raises(ValueError, match="unknown metric"):
         paper_vs_ours(ours.assign(std=0.0), frame, "SAM2LoRA", "f2")
+
+
+def test_headline_table_is_our_maximum_over_the_claims_datasets() -> None:
+    from samlora.reporting.paper_numbers import headline_table
+
+    summary = pd.DataFrame({
+        "method": ["sam2lora", "sam2lora", "sam2lora", "sam2lora", "unet_r34"],
+        "train_set": ["vessel_union", "vessel_union", "drive", "disc_union", "drive"],
+        "test_set": ["drive", "stare", "chase_db1", "refuge2", "drive"],
+        "mode": "native_fov", "prompt": "none",
+        "dice_mean": [0.80, 0.83, 0.99, 0.91, 0.95], "dice_std": 0.01,
+        "auc_mean": [0.97, 0.96, 0.99, float("nan"), 0.99], "auc_std": 0.01})
+    table = headline_table(summary, "SAM2LoRA", "sam2lora").set_index(["target", "metric"])
+    # drive->chase_db1 is a transfer row and unet_r34 another method: neither counts
+    assert table.loc[("vessel", "dice")].tolist() == ["0.86", "0.830", "stare", "2 of 5"]
+    assert table.loc[("vessel", "auc")].tolist() == ["0.98", "0.970", "drive", "2 of 5"]
+    assert table.loc[("disc", "dice")].tolist() == ["0.93", "0.910", "refuge2", "1 of 6"]
+    assert table.loc[("disc", "auc")].tolist() == ["0.99", "–", "–", "0 of 6"]
+    assert "2510.10288" in headline_table(summary, "SAM2LoRA", "sam2lora").attrs["source"]

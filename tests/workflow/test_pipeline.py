@@ -38,6 +38,8 @@ STUDY = "smoke"
 #: Column label of the report's table -> metric id of summary.csv and metrics_per_image.csv.
 TABLE_METRICS = {"Dice": "dice", "IoU": "iou", "AUC": "auc", "clDice": "cldice"}
 TABLE_INDEX = ("Method", "Train set", "Test set")
+#: Every template the smoke study renders (tests/fixtures/smoke.yaml).
+REPORTS = ("main_results", "topolora_results", "sam2lora_results", "samlora_results")
 #: Umask the pipeline runs under, and the modes it should give new files and folders.
 UMASK = 0o022
 FILE_MODE, DIR_MODE = 0o666 & ~UMASK, 0o777 & ~UMASK
@@ -341,10 +343,6 @@ def test_repro_leaves_every_artifact(reproduced: Path) -> None:
     assert f'href="{STUDY}/main_results.html"' in index
 
 
-#: Every template the smoke study renders (tests/fixtures/smoke.yaml).
-REPORTS = ("main_results", "topolora_results", "sam2lora_results", "samlora_results")
-
-
 def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
     """Each template, rendered by the workflow from the smoke study's real results: its
     notebook has no error output, its HTML embeds its figures, every table it saved is
@@ -363,7 +361,7 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
         for ext in (".csv", ".tex", ".md"):
             assert csv.with_suffix(ext).stat().st_size > 0, csv.with_suffix(ext)
     names = {p.stem for p in tables}
-    assert {"benchmark_dice", "metrics", "per_dataset_sam2lora", "comparisons", "topology",
+    assert {"benchmark_dice", "metrics", "per_dataset_topolora_sam", "comparisons", "topology",
             "head_to_head_dice", "backbones"} <= names, sorted(names)
     figures = sorted((reports / "figures").glob("*.png"))
     assert {"heatmap_dice", "head_to_head_dice"} <= {p.stem for p in figures}
@@ -382,7 +380,7 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
                               ("Betti-1 error", "betti1_error")):
             _check_cell(row[label], float(ours.loc[key, f"{metric}_mean"]),
                         float(ours.loc[key, f"{metric}_std"]), f"topology {key} {label}")
-    bench = pd.read_csv(reports / "tables/benchmark_dice.csv", keep_default_na=False)
+    bench = pd.read_csv(reports / "tables/benchmark_dice.csv", dtype=str, keep_default_na=False)
     bench = bench.set_index("Method")
     label = {"topolora_sam": "TopoLoRA-SAM", "decoder_only": "Decoder only"}
     for method in METHODS:
@@ -391,7 +389,7 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
                     float(src["dice_std"]), f"benchmark_dice {method}")
     comparisons = pd.read_csv(reproduced / f"results/{STUDY}/comparisons.csv")
     comparisons = comparisons[comparisons["mode"] == "native_fov"]
-    shown = pd.read_csv(reports / "tables/comparisons.csv", keep_default_na=False)
+    shown = pd.read_csv(reports / "tables/comparisons.csv", dtype=str, keep_default_na=False)
     assert len(shown) == len(comparisons[comparisons["metric"].isin(
         ["dice", "iou", "auc", "cldice", "precision", "sensitivity", "specificity",
          "accuracy", "mcc", "f1", "pr_auc", "hd95", "assd", "hd95_mm", "assd_mm",
@@ -431,7 +429,7 @@ def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
     counts = job_counts(res.stdout + res.stderr)
     assert "prepare_dataset" not in counts and "download_dataset" not in counts
     assert counts["train_model"] == 2 and counts["predict_test_set"] == 4
-    assert counts["evaluate_test_set"] == 4 and counts["render_report"] == 1
+    assert counts["evaluate_test_set"] == 4 and counts["render_report"] == len(REPORTS)
     # ... and the rerun trains the edited runs afresh: new history, new weights, new config
     import torch
     from safetensors.torch import load_file
@@ -464,6 +462,6 @@ def test_editing_one_study_plans_only_its_new_jobs(reproduced: Path) -> None:
     assert counts["train_model"] == len(METHODS)  # the seed-1 runs only
     assert counts["predict_test_set"] == counts["evaluate_test_set"] == \
         len(METHODS) * len(TEST_SETS)
-    assert counts["aggregate_study"] == 1 and counts["render_report"] == 1
+    assert counts["aggregate_study"] == 1 and counts["render_report"] == len(REPORTS)
     for method in METHODS:
         assert f"runs/{method}__{TRAIN_SET}__seed{SEED + 1}/adapter.safetensors" in res.stdout

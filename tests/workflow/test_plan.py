@@ -31,8 +31,9 @@ def test_each_study_plans_its_own_runs(workdir: Path) -> None:
         assert res.returncode == 0, res.stderr
         counts = job_counts(res.stdout + res.stderr)
         assert counts["train_model"] == runs, study
-        paper_study = study.startswith(("topolora", "sam2lora"))  # + its paper's report
-        assert counts["aggregate_study"] == 1 and counts["render_report"] == 1 + paper_study
+        # main_results and samlora_results, + its paper's report
+        paper_study = study.startswith(("topolora", "sam2lora"))
+        assert counts["aggregate_study"] == 1 and counts["render_report"] == 2 + paper_study
 
 
 def test_all_studies_share_runs_and_unions_list_every_member(workdir: Path) -> None:

@@ -267,3 +267,52 @@ def ours_by_dataset(summary: pd.DataFrame, metric: str, mode: str = "native_fov"
     out["mean"] = rows.get(f"{metric}_mean")
     out["std"] = rows.get(f"{metric}_std")
     return out.drop_duplicates(["method", "dataset"]).reset_index(drop=True)
+
+
+#: Headline claims a paper states as a maximum over datasets ("Dice up to 0.86"): paper,
+#: target, metric, value, and the datasets the maximum runs over.
+VESSEL_SETS = ("drive", "stare", "chase_db1", "hrf", "fives")
+DISC_SETS = ("drishti_gs1", "refuge2", "origa", "g1020", "grape", "papila")
+HEADLINES = (
+    ("SAM2LoRA", "vessel", "dice", 0.86, VESSEL_SETS),
+    ("SAM2LoRA", "vessel", "auc", 0.98, VESSEL_SETS),
+    ("SAM2LoRA", "disc", "dice", 0.93, DISC_SETS),
+    ("SAM2LoRA", "disc", "auc", 0.99, DISC_SETS),
+)
+#: Where :data:`HEADLINES` are stated.
+HEADLINE_SOURCE = {"SAM2LoRA": "https://arxiv.org/abs/2510.10288 (abstract)"}
+
+
+def headline_table(summary: pd.DataFrame, paper: str, method: str, mode: str = "native_fov",
+                   decimals: int = 3) -> pd.DataFrame:
+    """A paper's "up to" claims beside our maximum over the same datasets.
+
+    Args:
+        summary: a study's summary (in-domain and union rows are used, as
+            :func:`ours_by_dataset`).
+        paper: the paper whose :data:`HEADLINES` to show.
+        method: our method the claim is about (e.g. ``sam2lora``).
+        mode: evaluation mode of ours.
+
+    Returns:
+        Columns ``target, metric, paper (up to), ours (max), dataset, datasets with runs``;
+        "–" where no dataset of the target has a row. ``attrs["source"]`` names the source.
+    """
+    rows = []
+    for name, target, metric, value, sets in HEADLINES:
+        if name != paper:
+            continue
+        ours = ours_by_dataset(summary, metric, mode) if f"{metric}_mean" in summary else \
+            pd.DataFrame(columns=["method", "dataset", "mean", "std"])
+        ours = ours[(ours["method"] == method) & ours["dataset"].isin(sets)
+                    & ours["mean"].notna()]
+        best = ours.loc[ours["mean"].idxmax()] if not ours.empty else None
+        rows.append({"target": target, "metric": metric, "paper (up to)": _fmt(value, 2),
+                     "ours (max)": MISSING if best is None else _fmt(float(best["mean"]),
+                                                                     decimals),
+                     "dataset": MISSING if best is None else best["dataset"],
+                     "datasets with runs": f"{len(ours)} of {len(sets)}"})
+    table = pd.DataFrame(rows, columns=["target", "metric", "paper (up to)", "ours (max)",
+                                        "dataset", "datasets with runs"])
+    table.attrs["source"] = HEADLINE_SOURCE.get(paper, "")
+    return table
