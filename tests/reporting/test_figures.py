@@ -40,8 +40,14 @@ def test_overlay_colours_only_inside_fov() -> None:
     fov = np.ones((4, 4), bool)
     fov[3, 3] = False
     rgb = overlay_rgb(image, gt, pred, fov, alpha=1.0)
-    assert rgb[0, 0, 1] > 0.7 and rgb[0, 1, 0] > 0.9 and rgb[0, 2, 2] > 0.9
+    from samlora.reporting.style import OVERLAY_COLOURS
+
+    for px, name in (((0, 0), "tp"), ((0, 1), "fp"), ((0, 2), "fn")):
+        assert np.allclose(rgb[px], OVERLAY_COLOURS[name]), name
     assert np.allclose(rgb[3, 3], 128 / 255) and np.allclose(rgb[1, 1], 128 / 255)
+    tinted = np.zeros((4, 4, 3), np.uint8)
+    tinted[..., 0] = 200  # a red image is shown in grey: its luminance, 0.299 * 200
+    assert np.allclose(overlay_rgb(tinted, gt, pred, fov)[1, 1], 0.299 * 200 / 255)
     with pytest.raises(ValueError, match="shapes"):
         overlay_figure(image, gt, np.zeros((3, 3)), None, 0.5)
 

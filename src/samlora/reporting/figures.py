@@ -100,8 +100,11 @@ def load_example(processed_root: Path, example_run: Path, case: str | None = Non
 def overlay_rgb(
     image: np.ndarray, gt: np.ndarray, pred: np.ndarray, fov: np.ndarray | None, alpha: float = 0.8
 ) -> np.ndarray:
-    """Image with TP/FP/FN pixels (inside the FOV) blended in their colours; H×W×3 float."""
-    out = image.astype(np.float32) / 255.0
+    """TP/FP/FN pixels (inside the FOV) blended in their colours over the image shown in
+    grey (its luminance), so the class colours stand out on a red fundus; H×W×3 float."""
+    rgb = image.astype(np.float32) / 255.0
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32) if rgb.ndim == 3 else rgb
+    out = np.repeat(grey[..., None], 3, axis=2)
     inside = np.ones(gt.shape, bool) if fov is None else fov.astype(bool)
     classes = {"tp": pred & gt, "fp": pred & ~gt, "fn": ~pred & gt}
     for name, where in classes.items():
@@ -121,7 +124,7 @@ def overlay_figure(
     """Three panels: the image, its ground truth, and the prediction overlaid on the image.
 
     The overlay colours true positives yellow, false positives vermillion and false
-    negatives blue (inside the FOV); the panel title gives the Dice inside the FOV.
+    negatives blue (inside the FOV) over the image in grey; the panel title gives the Dice inside the FOV.
 
     Args:
         image: H×W×3 uint8 RGB image.
