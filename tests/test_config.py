@@ -119,3 +119,19 @@ def test_a_preset_may_add_methods_and_their_optional_blocks_but_not_typos(
     typo.write_text("methods:\n  decoder_only:\n    decodr: train\n")
     with pytest.raises(ConfigError, match=r"unknown params key 'methods\.decoder_only\.decodr'"):
         load_config([repo_root / "params.yaml", typo])
+
+
+def test_numbers_as_dvc_writes_them_load_as_numbers(repo_root: Path, tmp_path: Path) -> None:
+    """`dvc exp run -S train.lr=1e-5` writes ``lr: 1e-05`` (ruamel.yaml, YAML 1.2), which
+    PyYAML's YAML 1.1 reads as a string; params are read as YAML 1.2, so it is a float, and
+    ``off`` stays the string the schema names (YAML 1.1 would read False)."""
+    text = (repo_root / "params.yaml").read_text()
+    assert yaml.safe_load("lr: 1e-05")["lr"] == "1e-05"  # the trap
+    text = text.replace("  lr: ", "  lr: 1e-05  # was ", 1)
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    cfg = load_config([path])
+    assert cfg.train.lr == 1e-05 and isinstance(cfg.train.lr, float)
+    preset = tmp_path / "cache_off.yaml"
+    preset.write_text("train:\n  embedding_cache: off\n")
+    assert load_config([path, preset]).train.embedding_cache == "off"

@@ -36,13 +36,23 @@ class ConfigError(ValueError):
     """A params file, preset or override is malformed or names something unknown."""
 
 
+def load_yaml12(text: str) -> Any:
+    """Parse YAML 1.2 (ruamel.yaml's safe loader, as DVC reads and writes params): ``1e-05``
+    is a float and ``off`` a string, where PyYAML's YAML 1.1 reads a string and False."""
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def _load_yaml(path: Path) -> dict[str, Any]:
+    from ruamel.yaml import YAMLError
+
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        data = load_yaml12(path.read_text())
+    except YAMLError as err:
+        raise ConfigError(" ".join(f"{path}: not valid YAML: {err}".split())) from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return data
