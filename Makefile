@@ -53,3 +53,4 @@ bench: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_dag.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cache.py --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cost.py --out benchmarks/results.json

@@ -91,6 +91,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", action="append", help="study name (repeatable); default all")
     p.add_argument("--runs", action="store_true", help="also list every run by name")
+    p.add_argument("--cost", action="store_true",
+                   help="also estimate GPU-hours and disk per study and for all of them, "
+                        "from the measured step times in benchmarks/step_times.csv")
 
 
 @step("predict", "write probability maps of a trained run on a test set, at native size")

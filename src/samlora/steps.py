@@ -135,6 +135,15 @@ def run_plan(cfg: DictConfig, args: argparse.Namespace) -> None:
     sys.stdout.write(plan_table(studies, chosen).to_string(index=False) + "\n")
     if args.runs:
         sys.stdout.write("\n" + run_table(studies, chosen).to_string(index=False) + "\n")
+    if getattr(args, "cost", False):
+        from samlora.study.cost import STEP_TIMES, cost_table
+
+        table = cost_table(studies, chosen)
+        sys.stdout.write(f"\nestimated cost: hours on "
+                         + "; ".join(table.attrs["devices"])
+                         + f" (per-image step times from {STEP_TIMES.name}; `make bench` "
+                         "refreshes them, a GPU's figures are used where measured)\n"
+                         + table.to_string(index=False) + "\n")
 
 
 def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
