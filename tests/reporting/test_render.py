@@ -72,7 +72,8 @@ def test_render_main_results(results: dict[str, Path], repo_root: Path, tmp_path
         assert f"<td>{cell}</td>" in html
     assert "data:image/png;base64" in html
     assert {p.name for p in (out / "figures").iterdir()} == {
-        "per_image_dice.png", "overlay_drive_drive_02.png"}
+        f"{stem}.{ext}" for stem in ("per_image_dice", "overlay_drive_drive_02")
+        for ext in ("png", "pdf")}
     assert sorted(p.name for p in out.iterdir()) == ["figures", "main_results.html",
                                                      "main_results.ipynb"]
 

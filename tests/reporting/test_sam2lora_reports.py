@@ -154,6 +154,9 @@ def test_rank_bars_figure(vessel: pd.DataFrame) -> None:
     assert "3 prompt modes" in ax.get_title()
     auc = rep.rank_bars_figure(vessel, "auc")
     assert auc.axes[0].get_ylabel() == "AUC"
+    no_ranks = vessel[~vessel["method"].str.contains("-r") & (vessel["method"] != rep.ZERO_SHOT)]
+    with pytest.raises(ValueError, match="nothing|no zero-shot"):
+        rep.rank_bars_figure(no_ranks, "dice")
 
 
 @pytest.fixture

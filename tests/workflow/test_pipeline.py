@@ -356,6 +356,8 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
         assert not errors, (name, errors[:1])
         html = (reports / f"{name}.html").read_text()
         assert "Traceback" not in html and "data:image/png;base64," in html, name
+        # self-contained: nothing is fetched from elsewhere (no CDN script, no remote image)
+        assert not re.search(r'<(?:script|img|link)[^>]+(?:src|href)="https?:', html), name
     tables = sorted((reports / "tables").glob("*.csv"))
     for csv in tables:
         for ext in (".csv", ".tex", ".md"):
@@ -399,6 +401,34 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
                 & (shown["Metric"] == "Dice")].iloc[0]
     assert row["Δ mean [95 % CI]"].startswith(f"{dice['mean_diff']:+.3f} [")
     assert row["n"] == str(int(dice["n"]))
+
+
+@pytest.mark.browser
+def test_the_rendered_site_opens_in_a_browser(reproduced: Path, tmp_path: Path) -> None:
+    """reports/index.html of the real run, opened in headless Chromium: every link resolves,
+    every report loads without an error cell or a failed request, every image decodes, and
+    the index shows a thumbnail of each figure; a screenshot of the index is kept."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.spec_from_file_location(
+        "_samlora_browser", Path(__file__).resolve().parents[1] / "browser.py")
+    browser = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(browser)
+    if not browser.chromium_available():
+        pytest.fail(browser.INSTALL_HINT, pytrace=False)
+    artifacts = Path(os.environ.get("SAMLORA_TEST_ARTIFACTS") or tmp_path)
+    shot = artifacts / "index_smoke.png"
+    result = browser.check_site(reproduced / "reports/index.html", shot)
+    assert result["problems"] == [], result["problems"]
+    assert result.get("external", []) == []  # the reports fetch nothing from the network
+    assert result["pages"] == 1 + len(REPORTS)  # the index and every report
+    figures = list((reproduced / "reports" / STUDY / "figures").glob("*.png"))
+    index = (reproduced / "reports/index.html").read_text()
+    for png in figures:
+        assert f'src="{STUDY}/figures/{png.name}"' in index, png.name
+    assert result["images"] >= len(figures)
+    assert shot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_outputs_carry_the_umask_mode(reproduced: Path) -> None:

@@ -14,6 +14,9 @@ from samlora.utils.io import atomic_path
 log = logging.getLogger(__name__)
 
 KERNEL_NAME = "python3"
+#: nbconvert template of the HTML export: JupyterLab's, without CDN scripts (see its file).
+HTML_TEMPLATE = "samlora"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "nbconvert"
 
 
 def _plain(value: Any) -> Any:
@@ -90,7 +93,8 @@ def render_notebook(
     Args:
         template: notebook with a cell tagged ``parameters``.
         out_ipynb: executed notebook.
-        out_html: HTML export of the executed notebook (code cells included).
+        out_html: HTML export of the executed notebook (code cells included; figures
+            embedded, no script fetched from elsewhere: it opens complete offline).
         parameters: values injected after the ``parameters`` cell (Path values become str).
         kernel_name: Jupyter kernel to run.
         cwd: working folder of the kernel (relative paths resolve there); default the
@@ -114,6 +118,8 @@ def render_notebook(
             str(template), str(tmp_nb), parameters=_plain(parameters), kernel_name=kernel_name,
             cwd=str(cwd) if cwd is not None else None, progress_bar=False, log_output=False,
         )
-        body, _ = HTMLExporter().from_notebook_node(nbformat.read(tmp_nb, as_version=4))
+        exporter = HTMLExporter(template_name=HTML_TEMPLATE,
+                                extra_template_basedirs=[str(TEMPLATE_DIR)])
+        body, _ = exporter.from_notebook_node(nbformat.read(tmp_nb, as_version=4))
         tmp_html.write_text(body, encoding="utf-8")
     log.info("wrote %s and %s", out_ipynb, out_html)

@@ -344,11 +344,17 @@ def rank_bars_figure(summary: pd.DataFrame, metric: str = "dice", mode: str = PA
                      test_sets: Sequence[str] | None = None) -> Figure:
     """Grouped bars per test set: zero-shot and each LoRA rank, bar = mean over the prompt
     modes, error bar = their std (:func:`rank_bars_data`); absent bars are not drawn.
-    Colours: seaborn's "colorblind" palette. One axis."""
+    Colours: seaborn's "colorblind" palette. One axis.
+
+    Raises:
+        ValueError: the summary has no zero-shot or rank row with a value (nothing to draw).
+    """
     import seaborn as sns
 
     use_style()  # before any figure exists
     data = rank_bars_data(summary, metric, mode, zero_shot, prompts, test_sets)
+    if not data["mean"].notna().any():
+        raise ValueError(f"no zero-shot or LoRA-rank row with a {metric} value in mode {mode}")
     tests = list(dict.fromkeys(data["test_set"]))
     labels = list(dict.fromkeys(data["label"]))
     fig = Figure(figsize=(max(5.5, 1.2 * len(tests) + 3.0), 3.8), layout="constrained")
