@@ -27,8 +27,8 @@ $(STAMP): requirements.txt requirements.lock pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile workflow/profiles/local \
-		--configfile params.yaml presets/demo.yaml --cores $(CORES) all
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake all --profile workflow/profiles/local \
+		--cores $(CORES) --configfile params.yaml presets/demo.yaml
 
 # The browser test (tests/reporting/test_browser.py, marker `browser`) opens the rendered
 # reports in Debian's headless Chromium; installed here when missing (needs root, as in CI).
