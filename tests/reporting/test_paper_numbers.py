@@ -152,12 +152,12 @@ def test_paper_vs_ours_known_answer(tmp_path: Path) -> None:
         # the paper's own table beats the secondary summary's 0.600
         {"method": "topolora_sam", "dataset": "drive", "paper": "0.690",
          "source": "paper", "ours": "0.701 ± 0.004", "difference": "+0.011"},
-        {"method": "unet_r34", "dataset": "drive", "paper": "0.700", "source": "paper", "ours": "0.680",
-         "difference": "-0.020"},
-        {"method": "topolora_sam", "dataset": "stare", "paper": "–", "source": "–", "ours": "0.800 ± 0.020",
-         "difference": "–"},
-        {"method": "topolora_sam", "dataset": "chase_db1", "paper": "0.569", "source": "paper", "ours": "–",
-         "difference": "–"},
+        {"method": "unet_r34", "dataset": "drive", "paper": "0.700", "source": "paper",
+         "ours": "0.680", "difference": "-0.020"},
+        {"method": "topolora_sam", "dataset": "stare", "paper": "–", "source": "–",
+         "ours": "0.800 ± 0.020", "difference": "–"},
+        {"method": "topolora_sam", "dataset": "chase_db1", "paper": "0.569", "source": "paper",
+         "ours": "–", "difference": "–"},
     ]
 
 

@@ -124,7 +124,8 @@ def overlay_figure(
     """Three panels: the image, its ground truth, and the prediction overlaid on the image.
 
     The overlay colours true positives yellow, false positives vermillion and false
-    negatives blue (inside the FOV) over the image in grey; the panel title gives the Dice inside the FOV.
+    negatives blue (inside the FOV) over the image in grey; the panel title gives the Dice
+    inside the FOV.
 
     Args:
         image: H×W×3 uint8 RGB image.
