@@ -366,7 +366,9 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
     assert {"benchmark_dice", "metrics", "per_dataset_topolora_sam", "comparisons", "topology",
             "head_to_head_dice", "backbones"} <= names, sorted(names)
     figures = sorted((reports / "figures").glob("*.png"))
-    assert {"heatmap_dice", "head_to_head_dice"} <= {p.stem for p in figures}
+    # the qualitative panel: no baseline in the smoke study, so ours against decoder_only
+    assert {"heatmap_dice", "head_to_head_dice", "reliability_drive", "qualitative"} <= {
+        p.stem for p in figures}
     for png in figures:
         assert png.read_bytes()[:4] == b"\x89PNG" and png.with_suffix(".pdf").stat().st_size > 0
 
