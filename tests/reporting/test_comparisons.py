@@ -66,6 +66,7 @@ def test_head_to_head_ranks_each_column_and_averages_them() -> None:
     assert table.loc["topolora_sam", "Mean rank"] == "1.50"  # ranks 2 and 1 (only one on stare)
     assert table.loc["unet_r34", "Mean rank"] == "1.50"  # 1 and 2
     assert ("sam2lora", "drive", "stare") in table.attrs["missing"]
+    assert table.loc["human"].tolist() == ["0.790", "–", "–", "–"]  # shown, not ranked
     # lower is better for an error
     errors = head_to_head_table(SUMMARY, methods=["topolora_sam", "unet_r34"],
                                 metric="betti0_error")

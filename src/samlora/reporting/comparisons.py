@@ -159,7 +159,9 @@ def head_to_head_table(summary: pd.DataFrame,
         methods: rows (default: every non-human method of the summary, in its order).
 
     Returns:
-        String cells "mean ± std (rank)"; column "Mean rank"; ``attrs["missing"]`` the
+        String cells "mean ± std (rank)"; column "Mean rank"; a last row ``human`` (the
+        second observer on each test set, not ranked) where the summary has one;
+        ``attrs["missing"]`` the
         (method, train set, test set) triples without a row; ``attrs["ranks"]`` the
         numeric ranks.
     """
@@ -189,6 +191,11 @@ def head_to_head_table(summary: pd.DataFrame,
                                        else f" ({int(ranks.loc[m, col])})") for m in methods]
     mean_rank = ranks.mean(axis=1, skipna=True)
     table["Mean rank"] = [MISSING if pd.isna(v) else f"{v:.2f}" for v in mean_rank]
+    human = rows[rows["method"] == HUMAN]
+    if not human.empty:  # the second observer on each test set: shown, never ranked
+        by_test = human.drop_duplicates("test_set").set_index("test_set")
+        table.loc[HUMAN] = [*(_cell(by_test.loc[test] if test in by_test.index else None,
+                                    metric, decimals) for _, test in columns), MISSING]
     table.attrs["missing"] = missing
     table.attrs["ranks"] = ranks
     return table
