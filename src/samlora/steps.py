@@ -109,7 +109,9 @@ def run_checkpoint(cfg: DictConfig, args: argparse.Namespace) -> None:
 def run_train(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.study.studies import find_run, single_run
     from samlora.training.loop import train_spec
+    from samlora.utils.cpus import use_allocated_cpus
 
+    use_allocated_cpus()
     if args.run_name:
         spec = find_run(cfg, args.run_name)
     else:
@@ -163,7 +165,9 @@ def _current_prompts(cfg: DictConfig, run: Path) -> dict | None:
 def run_predict(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.data.registry import get_dataset
     from samlora.evaluation.predict import predict_dataset
+    from samlora.utils.cpus import use_allocated_cpus
 
+    use_allocated_cpus()
     if getattr(args, "images", None) is not None:  # a folder of unlabelled images
         from samlora.evaluation.predict_images import predict_images
 

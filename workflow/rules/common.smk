@@ -27,6 +27,22 @@ DATASETS = list(config["data"]["datasets"])
 RUN_DIR = "runs/{run}"
 RESULT_DIR = "results/runs/{run}/{test_set}"
 
+# Every rule's shell command starts with LOGGED: workflow/scripts/job-log.sh appends the
+# command's stdout and stderr to the rule's log after a header line (UTC time, rule,
+# Snakemake attempt, SLURM job id and restart count, host). Snakemake deletes a log before
+# each attempt, on a --retries resubmission and when a requeued SLURM job starts over; the
+# script keeps the earlier attempts in it (see the script). Each rule declares
+# `attempt=attempt_number` among its resources: a shell command sees Snakemake's attempt
+# number only through a resource function.
+LOGGED = (
+    "bash {workflow.basedir:q}/workflow/scripts/job-log.sh {log:q} {rule} {resources.attempt} "
+)
+
+
+def attempt_number(wildcards, attempt):
+    """Snakemake's attempt of a job: 1, then 2, ... when --retries resubmits it."""
+    return attempt
+
 
 wildcard_constraints:
     dataset="|".join(DATASETS),

@@ -11,8 +11,11 @@ rule download_dataset:
         tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir", "data.allow_subset"),
     log:
         "logs/download_dataset/{dataset}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora download {PARAMS_ARGS} --dataset {wildcards.dataset} > {log} 2>&1"
+        LOGGED
+        + "python -m samlora download {PARAMS_ARGS} --dataset {wildcards.dataset}"
 
 
 rule prepare_dataset:
@@ -33,6 +36,8 @@ rule prepare_dataset:
     log:
         "logs/prepare_dataset/{dataset}.log",
     resources:
+        attempt=attempt_number,
         mem_mb=4000,
     shell:
-        "python -m samlora prepare {PARAMS_ARGS} --dataset {wildcards.dataset} > {log} 2>&1"
+        LOGGED
+        + "python -m samlora prepare {PARAMS_ARGS} --dataset {wildcards.dataset}"

@@ -14,11 +14,12 @@ rule predict_test_set:
     log:
         "logs/predict_test_set/{run}/{test_set}.log",
     resources:
+        attempt=attempt_number,
         mem_mb=8000,
     shell:
-        "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
-        "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}' "
-        "> '{log}' 2>&1"
+        LOGGED
+        + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
+        "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}'"
 
 
 rule evaluate_test_set:
@@ -32,10 +33,13 @@ rule evaluate_test_set:
         tracked=evaluate_params,
     log:
         "logs/evaluate_test_set/{run}/{test_set}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora evaluate {PARAMS_ARGS} "
+        LOGGED
+        + "python -m samlora evaluate {PARAMS_ARGS} "
         "--pred 'results/runs/{wildcards.run}/{wildcards.test_set}' "
-        "--test-set {wildcards.test_set} > '{log}' 2>&1"
+        "--test-set {wildcards.test_set}"
 
 
 rule human_baseline:
@@ -47,9 +51,12 @@ rule human_baseline:
         tracked=evaluate_params,
     log:
         "logs/human_baseline/{test_set}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora human {PARAMS_ARGS} --test-set {wildcards.test_set} "
-        "--out results/human/{wildcards.test_set} > {log} 2>&1"
+        LOGGED
+        + "python -m samlora human {PARAMS_ARGS} --test-set {wildcards.test_set} "
+        "--out results/human/{wildcards.test_set}"
 
 
 rule aggregate_study:
@@ -65,10 +72,13 @@ rule aggregate_study:
         tracked=lambda wildcards: tracked("evaluate.bootstrap"),
     log:
         "logs/aggregate_study/{study}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
+        LOGGED
+        + "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
         "--out-csv {output.csv} --out-json {output.json} --reference '{params.reference}' "
-        "--comparisons {output.comparisons} --modes {params.modes} > {log} 2>&1"
+        "--comparisons {output.comparisons} --modes {params.modes}"
 
 
 rule collect_metrics:
@@ -78,5 +88,8 @@ rule collect_metrics:
         "results/metrics.json",
     log:
         "logs/collect_metrics.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora collect {PARAMS_ARGS} --inputs {input} --out {output} > {log} 2>&1"
+        LOGGED
+        + "python -m samlora collect {PARAMS_ARGS} --inputs {input} --out {output}"

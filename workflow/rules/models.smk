@@ -25,6 +25,9 @@ rule fetch_checkpoint:
         backbone=lambda wildcards: CHECKPOINT_BACKBONES[wildcards.ckpt],
     log:
         "logs/fetch_checkpoint/{ckpt}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora checkpoint {PARAMS_ARGS} --backbone {params.backbone} "
-        "--models-dir models/pretrained > {log} 2>&1"
+        LOGGED
+        + "python -m samlora checkpoint {PARAMS_ARGS} --backbone {params.backbone} "
+        "--models-dir models/pretrained"

@@ -16,10 +16,13 @@ rule render_report:
         example_dir=lambda wildcards: example_result(wildcards.study),
     log:
         "logs/render_report/{study}/{report}.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora report {PARAMS_ARGS} --notebook {input.notebook} "
+        LOGGED
+        + "python -m samlora report {PARAMS_ARGS} --notebook {input.notebook} "
         "--summary {input.summary} --inputs {input.per_image:q} "
-        "--example-run '{params.example_dir}' --out {output.ipynb} > {log} 2>&1"
+        "--example-run '{params.example_dir}' --out {output.ipynb}"
 
 
 rule report_index:
@@ -31,9 +34,12 @@ rule report_index:
         studies=",".join(SELECTED),
     log:
         "logs/report_index.log",
+    resources:
+        attempt=attempt_number,
     shell:
-        "python -m samlora report-index {PARAMS_ARGS} --studies {params.studies} "
-        "--out {output} > {log} 2>&1"
+        LOGGED
+        + "python -m samlora report-index {PARAMS_ARGS} --studies {params.studies} "
+        "--out {output}"
 
 
 rule report_all:

@@ -12,8 +12,10 @@ rule train_model:
     log:
         "logs/train_model/{run}.log",
     resources:
+        attempt=attempt_number,
         mem_mb=16000,
         runtime=720,
     shell:
-        "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
-        "--out 'runs/{wildcards.run}' > '{log}' 2>&1"
+        LOGGED
+        + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
+        "--out 'runs/{wildcards.run}'"

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +66,7 @@ from samlora.data.policy import (
 from samlora.data.registry import DatasetSpec, Record, get_dataset
 from samlora.data.split_files import SPLIT_NAMES
 from samlora.training.progress import progress
+from samlora.utils.cpus import allocated_cpus
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,8 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
         out_dir: ``data/processed/<name>``.
         fov_cfg: ``data.fov`` of params.yaml (``red_threshold``, ``radius``), used for
             datasets without official FOV masks.
-        workers: threads decoding and encoding images; default min(4, CPU count).
+        workers: threads decoding and encoding images; default min(4, the CPUs this job
+            holds: :func:`samlora.utils.cpus.allocated_cpus`).
         options: label decoding choices (``data.soft_maps``); default majority.
         policy: annotator reference, resolution, subset and split-variant choices
             (``data.reference``, ``data.resolution``, ``data.allow_subset``,
@@ -268,7 +269,7 @@ def prepare_dataset(name: str, source_root: Path, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     out = _Output(out_dir)
     options = options or LabelOptions()
-    n = workers or min(4, os.cpu_count() or 1)
+    n = workers or min(4, allocated_cpus())
     with ThreadPoolExecutor(max_workers=n) as pool:
         futures = [pool.submit(_prepare_case, rec, out, fov_cfg, spec, options, policy)
                    for rec in records]

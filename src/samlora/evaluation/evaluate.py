@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from samlora.evaluation.modes import (
     pooled_values,
     score,
 )
+from samlora.utils.cpus import allocated_cpus
 from samlora.utils.io import atomic_path, read_prob_png, write_json
 
 log = logging.getLogger(__name__)
@@ -273,7 +273,8 @@ def evaluate_predictions(
         metrics: metric names (see :mod:`samlora.evaluation.metrics`).
         meta: run identity; must hold ``method``, ``train_set``, ``test_set``, ``seed``
             (extra keys become extra columns after these).
-        workers: threads over images; default ``min(4, cpu count)``.
+        workers: threads over images; default ``min(4, allocated_cpus())`` (the CPUs
+            this job holds).
         label: the label kind to score against (``cup``); None = the dataset's primary
             label (column ``mask``). Test cases without that label are left out; those
             without a primary label are still required to have a prediction, and are
@@ -313,7 +314,7 @@ def evaluate_predictions(
                     + (" …" if len(unscored) > 5 else ""))
         extra = {"unscored": len(unscored), "unscored_cases": unscored, "note": note}
     rows = cases.to_dict("records")
-    n_workers = max(1, min(workers or min(4, os.cpu_count() or 1), len(rows)))
+    n_workers = max(1, min(workers or min(4, allocated_cpus()), len(rows)))
     log.info("evaluating %d test cases of %s in mode(s) %s with %d thread(s)", len(rows),
              processed_dir, ", ".join(m.name for m in eval_modes), n_workers)
     contexts = case_contexts(processed_dir, len(rows), meta["seed"], pixel_mm)
