@@ -149,6 +149,12 @@ def _report_index_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True)
 
 
+@step("report-partial", "render a study that is not complete yet from the runs it has so far "
+      "(results/<study>/partial, reports/<study>/partial), each report listing what it lacks")
+def _report_partial_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--study", required=True, help="a study of params.yaml")
+
+
 @step("report", "render a notebook of tables and figures (papermill + HTML)")
 def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebook", type=Path, required=True, help="template .ipynb")

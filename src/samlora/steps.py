@@ -264,6 +264,16 @@ def run_report_index(cfg: DictConfig, args: argparse.Namespace) -> None:
     write_index(expand(cfg, names), args.out)
 
 
+def run_report_partial(cfg: DictConfig, args: argparse.Namespace) -> None:
+    from samlora.reporting.partial import render_partial
+    from samlora.study.studies import expand
+
+    studies = expand(cfg)
+    if args.study not in studies:
+        raise KeyError(f"unknown study {args.study!r}; params.yaml defines {list(studies)}")
+    render_partial(cfg, studies[args.study])
+
+
 def run_report(cfg: DictConfig, args: argparse.Namespace) -> None:
     from samlora.reporting.render import render_notebook
 

@@ -115,10 +115,13 @@ def _section(name: str, study: Any, state: dict[str, Any], href: Any) -> str:
         parts.append('<p class="status complete">complete</p>')
     links = []
     for report, path in state["reports"].items():
+        partial = path.parent / "partial" / path.name  # `samlora report-partial`
         links.append(f'<li><a class="report" href="{href(path)}">{_e(report)}</a></li>'
                      if path.is_file() else
                      f'<li><span class="report not-rendered">{_e(report)}</span>: '
-                     "not rendered yet</li>")
+                     "not rendered yet" + (f' &middot; <a class="partial" href="{href(partial)}">'
+                                           "partial, from the runs so far</a>"
+                                           if partial.is_file() else "") + "</li>")
     parts.append("<h3>Reports</h3>" + (f'<ul class="reports">{"".join(links)}</ul>'
                                         if links else "<p>none</p>"))
     if state["figures"]:
