@@ -83,9 +83,16 @@ def load_example(processed_root: Path, example_run: Path, case: str | None = Non
     prob_path = example_run / "probs" / f"{row['case']}.png"
     if not prob_path.is_file():
         raise FileNotFoundError(f"prediction {prob_path} not found")
-    with Image.open(folder / row["image"]) as im:
-        image = np.asarray(im.convert("RGB"))
-    fov = read_mask_png(folder / row["fov"]) if row["fov"] else None
+    native = {k: row.get(f"native_{k}") or row[k] for k in ("mask", "fov")}
+    gt_size = None
+    if row["mask"]:
+        with Image.open(folder / native["mask"]) as m:
+            gt_size = m.size
+    with Image.open(folder / row["image"]) as im:  # shown at the labels' (native) size
+        im = im.convert("RGB")
+        image = np.asarray(im if gt_size in (None, im.size)
+                           else im.resize(gt_size, Image.Resampling.BILINEAR))
+    fov = read_mask_png(folder / native["fov"]) if native["fov"] else None
     if not row["mask"]:
         raise ValueError(f"test case {row['case']} of {folder}/index.csv has no reference label "
                          "to show; pick a labelled case in report.example_case")
@@ -93,7 +100,8 @@ def load_example(processed_root: Path, example_run: Path, case: str | None = Non
 
     pred = read_predictions(example_run)  # the run's identity, not the folder's names
     return Example(case=str(row["case"]), test_set=test_set, image=image,
-                   gt=read_mask_png(folder / row["mask"]), prob=read_prob_png(prob_path), fov=fov,
+                   gt=read_mask_png(folder / native["mask"]), prob=read_prob_png(prob_path),
+                   fov=fov,
                    run=f"{pred['method']}, trained on {pred['train_set']}, seed {pred['seed']}")
 
 

@@ -234,7 +234,8 @@ def reliability_curves(per_image_csvs: Sequence[str | Path], processed_root: Pat
                        test_sets: Sequence[str] | None = None, max_images: int | None = None
                        ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Per method (its label), the per-image reliability curve of every in-domain test
-    image of its lowest seed (probability map, reference and FOV at native size), for
+    image of its lowest seed (probability map, reference and FOV at native size: the
+    ``native_*`` files of a set prepared at another resolution), for
     :func:`samlora.reporting.topolora.reliability_figure` to pool."""
     from samlora.evaluation.calibration import reliability_curve
     from samlora.evaluation.evaluate import load_test_cases, read_mask_png
@@ -255,13 +256,14 @@ def reliability_curves(per_image_csvs: Sequence[str | Path], processed_root: Pat
         cases = cases[cases["mask"] != ""]
         if max_images is not None:
             cases = cases.head(max_images)
-        for row in cases.itertuples(index=False):
-            prob_path = folder / "probs" / f"{row.case}.png"
+        for row in cases.to_dict("records"):
+            prob_path = folder / "probs" / f"{row['case']}.png"
             if not prob_path.is_file():
                 raise FileNotFoundError(f"{prob_path}: prediction missing; run the predict "
                                         f"step for {folder} again")
             root = Path(processed_root) / test
-            fov = read_mask_png(root / row.fov) if row.fov else None
+            native = {k: row.get(f"native_{k}") or row[k] for k in ("mask", "fov")}
+            fov = read_mask_png(root / native["fov"]) if native["fov"] else None
             curves.setdefault(method_label(method), []).append(reliability_curve(
-                read_prob_png(prob_path), read_mask_png(root / row.mask), fov))
+                read_prob_png(prob_path), read_mask_png(root / native["mask"]), fov))
     return curves
