@@ -98,3 +98,12 @@ def test_invalid_params_fail_validation(workdir: Path) -> None:
     res = snakemake(workdir, "-n", "--cores", "1")
     assert res.returncode != 0
     assert "learning_rate" in res.stdout + res.stderr
+
+
+def test_lint_is_clean(workdir: Path) -> None:
+    """`snakemake --lint`: every rule names its conda environment, no shell command reads a
+    global, functions live in common.smk only."""
+    res = snakemake(workdir, "--lint", "--cores", "1")
+    assert res.returncode == 0, res.stderr
+    assert "Congratulations, your workflow is in a good condition!" in res.stdout + res.stderr, (
+        (res.stdout + res.stderr)[-3000:])

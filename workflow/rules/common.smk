@@ -1,4 +1,4 @@
-# Helpers shared by every rule file: config validation, the studies' runs, tracked params.
+# Helpers shared by the rule files (config validation, the studies, tracked params).
 # No rules here. The study layer (samlora.study) expands params.yaml's studies into RunSpecs;
 # the rules only look runs up by name.
 import json
@@ -26,29 +26,30 @@ RUNS = all_runs(STUDIES)
 DATASETS = list(config["data"]["datasets"])
 RUN_DIR = "runs/{run}"
 RESULT_DIR = "results/runs/{run}/{test_set}"
+#: Wildcard patterns of every rule (the Snakefile declares them after including this file).
+WILDCARDS = {
+    "dataset": "|".join(DATASETS),
+    "test_set": "|".join(DATASETS),
+    "run": "|".join(re.escape(r) for r in RUNS) or "(?!)",
+    "study": "|".join(STUDIES) or "(?!)",
+}
 
-# Every rule's shell command starts with LOGGED: workflow/scripts/job-log.sh appends the
-# command's stdout and stderr to the rule's log after a header line (UTC time, rule,
+# Every rule's shell command starts with logged(<rule>): workflow/scripts/job-log.sh appends
+# the command's stdout and stderr to the rule's log after a header line (UTC time, rule,
 # Snakemake attempt, SLURM job id and restart count, host). Snakemake deletes a log before
 # each attempt, on a --retries resubmission and when a requeued SLURM job starts over; the
 # script keeps the earlier attempts in it (see the script). Each rule declares
 # `attempt=attempt_number` among its resources: a shell command sees Snakemake's attempt
-# number only through a resource function.
-LOGGED = (
-    "bash {workflow.basedir:q}/workflow/scripts/job-log.sh {log:q} {rule} {resources.attempt} "
-)
+# number only through a resource function. The path is relative to the working folder,
+# the repository root, where the Snakefile is.
+def logged(rule_name):
+    """The shell prefix that runs a rule's command through job-log.sh."""
+    return f"bash workflow/scripts/job-log.sh {{log:q}} {rule_name} {{resources.attempt}} "
 
 
 def attempt_number(wildcards, attempt):
     """Snakemake's attempt of a job: 1, then 2, ... when --retries resubmits it."""
     return attempt
-
-
-wildcard_constraints:
-    dataset="|".join(DATASETS),
-    test_set="|".join(DATASETS),
-    run="|".join(re.escape(r) for r in RUNS) or "(?!)",
-    study="|".join(STUDIES) or "(?!)",
 
 
 def param_files():
@@ -59,6 +60,18 @@ def param_files():
 
 
 PARAMS_ARGS = " ".join(f"--params {f}" for f in param_files())
+
+
+def checkpoint_path(backbone):
+    """models/pretrained/<file> of a backbone's official checkpoint, or None (random weights)."""
+    spec = config["backbones"][backbone].get("checkpoint")
+    return f"models/pretrained/{spec['file']}" if spec else None
+
+
+# checkpoint file name -> backbone id, for every backbone that has one
+CHECKPOINT_BACKBONES = {
+    Path(checkpoint_path(b)).name: b for b in config["backbones"] if checkpoint_path(b)
+}
 
 
 def tracked(*keys):

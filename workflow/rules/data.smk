@@ -8,14 +8,17 @@ rule download_dataset:
     output:
         "data/raw/{dataset}/source.json",
     params:
+        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir", "data.allow_subset"),
     log:
         "logs/download_dataset/{dataset}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora download {PARAMS_ARGS} --dataset {wildcards.dataset}"
+        logged("download_dataset")
+        + "python -m samlora download {params.args} --dataset {wildcards.dataset}"
 
 
 rule prepare_dataset:
@@ -24,6 +27,7 @@ rule prepare_dataset:
     output:
         "data/processed/{dataset}/index.csv",
     params:
+        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked(
             "data.fov",
             "data.processed_dir",
@@ -38,6 +42,8 @@ rule prepare_dataset:
     resources:
         attempt=attempt_number,
         mem_mb=4000,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora prepare {PARAMS_ARGS} --dataset {wildcards.dataset}"
+        logged("prepare_dataset")
+        + "python -m samlora prepare {params.args} --dataset {wildcards.dataset}"

@@ -10,15 +10,18 @@ rule predict_test_set:
         probs=directory(f"{RESULT_DIR}/probs"),
         done=f"{RESULT_DIR}/predictions.json",
     params:
+        args=PARAMS_ARGS,
         tracked=predict_params,
     log:
         "logs/predict_test_set/{run}/{test_set}.log",
     resources:
         attempt=attempt_number,
         mem_mb=8000,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
+        logged("predict_test_set")
+        + "python -m samlora predict {params.args} --run 'runs/{wildcards.run}' "
         "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}'"
 
 
@@ -30,14 +33,17 @@ rule evaluate_test_set:
         per_image=f"{RESULT_DIR}/metrics_per_image.csv",
         summary=f"{RESULT_DIR}/metrics.json",
     params:
+        args=PARAMS_ARGS,
         tracked=evaluate_params,
     log:
         "logs/evaluate_test_set/{run}/{test_set}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora evaluate {PARAMS_ARGS} "
+        logged("evaluate_test_set")
+        + "python -m samlora evaluate {params.args} "
         "--pred 'results/runs/{wildcards.run}/{wildcards.test_set}' "
         "--test-set {wildcards.test_set}"
 
@@ -48,14 +54,17 @@ rule human_baseline:
     output:
         "results/human/{test_set}/metrics_per_image.csv",
     params:
+        args=PARAMS_ARGS,
         tracked=evaluate_params,
     log:
         "logs/human_baseline/{test_set}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora human {PARAMS_ARGS} --test-set {wildcards.test_set} "
+        logged("human_baseline")
+        + "python -m samlora human {params.args} --test-set {wildcards.test_set} "
         "--out results/human/{wildcards.test_set}"
 
 
@@ -67,6 +76,7 @@ rule aggregate_study:
         json="results/{study}/metrics.json",
         comparisons="results/{study}/comparisons.csv",
     params:
+        args=PARAMS_ARGS,
         reference=lambda wildcards: STUDIES[wildcards.study].reference,
         modes=lambda wildcards: " ".join(STUDIES[wildcards.study].modes),
         tracked=lambda wildcards: tracked("evaluate.bootstrap"),
@@ -74,9 +84,11 @@ rule aggregate_study:
         "logs/aggregate_study/{study}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
+        logged("aggregate_study")
+        + "python -m samlora aggregate {params.args} --inputs {input:q} "
         "--out-csv {output.csv} --out-json {output.json} --reference '{params.reference}' "
         "--comparisons {output.comparisons} --modes {params.modes}"
 
@@ -86,10 +98,14 @@ rule collect_metrics:
         expand("results/{study}/metrics.json", study=SELECTED),
     output:
         "results/metrics.json",
+    params:
+        args=PARAMS_ARGS,
     log:
         "logs/collect_metrics.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora collect {PARAMS_ARGS} --inputs {input} --out {output}"
+        logged("collect_metrics")
+        + "python -m samlora collect {params.args} --inputs {input} --out {output}"

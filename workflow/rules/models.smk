@@ -4,30 +4,21 @@
 import re
 
 
-def checkpoint_path(backbone):
-    """models/pretrained/<file> of a backbone's official checkpoint, or None (random weights)."""
-    spec = config["backbones"][backbone].get("checkpoint")
-    return f"models/pretrained/{spec['file']}" if spec else None
-
-
-# checkpoint file name -> backbone id, for every backbone that has one
-CHECKPOINT_BACKBONES = {
-    Path(checkpoint_path(b)).name: b for b in config["backbones"] if checkpoint_path(b)
-}
-
-
 rule fetch_checkpoint:
     output:
         "models/pretrained/{ckpt}",
     wildcard_constraints:
         ckpt="|".join(re.escape(f) for f in CHECKPOINT_BACKBONES) or "(?!)",
     params:
+        args=PARAMS_ARGS,
         backbone=lambda wildcards: CHECKPOINT_BACKBONES[wildcards.ckpt],
     log:
         "logs/fetch_checkpoint/{ckpt}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora checkpoint {PARAMS_ARGS} --backbone {params.backbone} "
+        logged("fetch_checkpoint")
+        + "python -m samlora checkpoint {params.args} --backbone {params.backbone} "
         "--models-dir models/pretrained"

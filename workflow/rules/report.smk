@@ -12,15 +12,18 @@ rule render_report:
         ipynb="reports/{study}/{report}.ipynb",
         html="reports/{study}/{report}.html",
     params:
+        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked("report", "evaluate.threshold"),
         example_dir=lambda wildcards: example_result(wildcards.study),
     log:
         "logs/render_report/{study}/{report}.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora report {PARAMS_ARGS} --notebook {input.notebook} "
+        logged("render_report")
+        + "python -m samlora report {params.args} --notebook {input.notebook} "
         "--summary {input.summary} --inputs {input.per_image:q} "
         "--example-run '{params.example_dir}' --out {output.ipynb}"
 
@@ -31,14 +34,17 @@ rule report_index:
     output:
         "reports/index.html",
     params:
+        args=PARAMS_ARGS,
         studies=",".join(SELECTED),
     log:
         "logs/report_index.log",
     resources:
         attempt=attempt_number,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora report-index {PARAMS_ARGS} --studies {params.studies} "
+        logged("report_index")
+        + "python -m samlora report-index {params.args} --studies {params.studies} "
         "--out {output}"
 
 

@@ -8,6 +8,7 @@ rule train_model:
     output:
         weights=f"{RUN_DIR}/adapter.safetensors",
     params:
+        args=PARAMS_ARGS,
         tracked=train_params,
     log:
         "logs/train_model/{run}.log",
@@ -15,7 +16,9 @@ rule train_model:
         attempt=attempt_number,
         mem_mb=16000,
         runtime=720,
+    conda:
+        "../../environment.yml"
     shell:
-        LOGGED
-        + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
+        logged("train_model")
+        + "python -m samlora train {params.args} --run-name '{wildcards.run}' "
         "--out 'runs/{wildcards.run}'"
