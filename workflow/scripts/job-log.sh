@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run one job's command with its stdout and stderr appended to the rule's log, after a header
-# line naming the attempt; every rule's shell command goes through this (common.smk: LOGGED).
+# line naming the attempt; every rule's shell command goes through this (common.smk: logged).
 #
 #   job-log.sh LOG RULE ATTEMPT COMMAND [ARG...]
 #
