@@ -404,6 +404,16 @@ def test_every_report_renders_from_the_study_results(reproduced: Path) -> None:
     assert row["Δ mean [95 % CI]"].startswith(f"{dice['mean_diff']:+.3f} [")
     assert row["n"] == str(int(dice["n"]))
 
+    # `snakemake --report`: the rendered reports and the index are its items
+    res = snakemake(reproduced, "report_all", "--report", "report.zip", "--configfile",
+                    "params.yaml", "presets/smoke.yaml", timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    import zipfile
+
+    names = "\n".join(zipfile.ZipFile(reproduced / "report.zip").namelist())
+    assert all(f"{name}.html" in names for name in REPORTS) and "index.html" in names
+    (reproduced / "report.zip").unlink()
+
 
 @pytest.mark.browser
 def test_the_rendered_site_opens_in_a_browser(reproduced: Path, tmp_path: Path) -> None:

@@ -14,6 +14,8 @@ rule predict_test_set:
         tracked=predict_params,
     log:
         "logs/predict_test_set/{run}/{test_set}.log",
+    benchmark:
+        "logs/benchmarks/predict_test_set/{run}/{test_set}.tsv"
     resources:
         attempt=attempt_number,
         mem_mb=8000,
@@ -37,6 +39,8 @@ rule evaluate_test_set:
         tracked=evaluate_params,
     log:
         "logs/evaluate_test_set/{run}/{test_set}.log",
+    benchmark:
+        "logs/benchmarks/evaluate_test_set/{run}/{test_set}.tsv"
     resources:
         attempt=attempt_number,
     conda:

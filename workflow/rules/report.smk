@@ -10,7 +10,8 @@ rule render_report:
         example=lambda wildcards: f"{example_result(wildcards.study)}/predictions.json",
     output:
         ipynb="reports/{study}/{report}.ipynb",
-        html="reports/{study}/{report}.html",
+        html=report("reports/{study}/{report}.html", category="Reports",
+                    subcategory="{study}", labels={"study": "{study}", "report": "{report}"}),
     params:
         args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked("report", "evaluate.threshold"),
@@ -32,7 +33,8 @@ rule report_index:
     input:
         [f for s in SELECTED for f in study_reports(s)],
     output:
-        "reports/index.html",
+        report("reports/index.html", category="Index",
+               labels={"page": "every study and report"}),
     params:
         args=PARAMS_ARGS,
         studies=",".join(SELECTED),

@@ -12,6 +12,8 @@ rule train_model:
         tracked=train_params,
     log:
         "logs/train_model/{run}.log",
+    benchmark:
+        "logs/benchmarks/train_model/{run}.tsv"
     resources:
         attempt=attempt_number,
         mem_mb=16000,
