@@ -107,3 +107,16 @@ def test_lint_is_clean(workdir: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert "Congratulations, your workflow is in a good condition!" in res.stdout + res.stderr, (
         (res.stdout + res.stderr)[-3000:])
+
+
+def test_config_overrides_and_moved_data_folders_are_refused(workdir: Path) -> None:
+    """`--config train.lr=…` would change Snakemake's params but never reach the steps, and
+    the rules name data/raw and data/processed: both are one-line errors, not silent."""
+    res = snakemake(workdir, "-n", "all", "--config", "train={lr: 1.0e-5}")
+    assert res.returncode != 0
+    assert "--config train: the steps read params.yaml" in res.stdout + res.stderr
+    (workdir / "moved.yaml").write_text("data:\n  processed_dir: /elsewhere\n")
+    res = snakemake(workdir, "-n", "all", "--configfile", "params.yaml", "moved.yaml")
+    assert res.returncode != 0
+    assert "data.processed_dir: '/elsewhere'" in res.stdout + res.stderr
+    assert snakemake(workdir, "-n", "all", "--config", "study=fidelity").returncode == 0

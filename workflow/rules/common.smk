@@ -12,9 +12,26 @@ from samlora.study.studies import all_runs, enabled_studies
 from samlora.study.studies import expand as expand_studies
 
 
-# `--config study=<name>` (or several, comma-separated) narrows `all` to those studies
+# `--config study=<name>` (or several, comma-separated) narrows `all` to those studies.
+# Any other --config key would change Snakemake's view of the params but never reach the
+# steps, which compose params.yaml and the --configfile presets: refused.
+_OVERRIDES = sorted(k for k in getattr(getattr(workflow, "config_settings", None), "config",
+                                       None) or {} if k != "study")
+if _OVERRIDES:
+    raise ValueError(
+        f"--config {', '.join(_OVERRIDES)}: the steps read params.yaml and the --configfile "
+        "presets only; put the value in a preset file (--configfile params.yaml my.yaml) or "
+        "edit params.yaml (--config takes study=<name> alone)"
+    )
 STUDY_ARG = config.pop("study", None)
 validate(config, schema="../schemas/params.schema.yaml")
+# The rules and dvc.yaml name these folders; other values are for the CLI steps alone.
+for _key, _fixed in (("raw_dir", "data/raw"), ("processed_dir", "data/processed")):
+    if str(config["data"].get(_key, _fixed)).rstrip("/") != _fixed:
+        raise ValueError(
+            f"data.{_key}: {config['data'][_key]!r}; the workflow (rules and dvc.yaml) uses "
+            f"{_fixed}: keep that value, or link {_fixed} to the folder you want"
+        )
 
 _CFG = OmegaConf.create(config)
 STUDIES = expand_studies(_CFG)
