@@ -14,7 +14,7 @@ from samlora.cli import build_parser, main
 
 STEPS = ["download", "prepare", "checkpoint", "train", "predict", "evaluate", "aggregate", "report",
          "params", "export", "datasets", "split", "plan", "collect", "report-index", "human",
-         "fidelity"]
+         "fidelity", "report-partial"]
 
 
 def _listed_steps(help_text: str) -> list[str]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-WORKFLOW_FILES = ["Snakefile", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml"]
+WORKFLOW_FILES = ["Snakefile", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml",
+                  "environment.yml"]
 
 
 def venv_env() -> dict[str, str]:

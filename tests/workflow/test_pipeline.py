@@ -58,7 +58,7 @@ def reproduced(repo_root: Path, mirror: Path, tmp_path_factory: pytest.TempPathF
     import shutil
 
     work = tmp_path_factory.mktemp("repo")
-    for name in ["Snakefile", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml",
+    for name in ["Snakefile", "environment.yml", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml",
                  "src", ".dvc", ".dvcignore", ".gitignore"]:
         src = repo_root / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, work / name)

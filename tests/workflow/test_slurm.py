@@ -49,7 +49,7 @@ TRAIN_CPUS_PER_GPU = 2
 #: Wall-clock limit for the whole Snakemake run.
 RUN_TIMEOUT_S = 900
 CLUSTER_SH = ".ci/slurm/cluster.sh"
-FILES = ["Snakefile", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml", "src",
+FILES = ["Snakefile", "environment.yml", "params.yaml", "presets", "workflow", "notebooks", "dvc.yaml", "src",
          ".dvc", ".dvcignore", ".gitignore"]
 
 
