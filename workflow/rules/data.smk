@@ -8,7 +8,6 @@ rule download_dataset:
     output:
         "data/raw/{dataset}/source.json",
     params:
-        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked("data.mirror", "data.raw_dir", "data.allow_subset"),
     log:
         "logs/download_dataset/{dataset}.log",
@@ -18,7 +17,7 @@ rule download_dataset:
         "../../environment.yml"
     shell:
         logged("download_dataset")
-        + "python -m samlora download {params.args} --dataset {wildcards.dataset}"
+        + "python -m samlora download {PARAMS_ARGS} --dataset {wildcards.dataset}"
 
 
 rule prepare_dataset:
@@ -27,7 +26,6 @@ rule prepare_dataset:
     output:
         "data/processed/{dataset}/index.csv",
     params:
-        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked(
             "data.fov",
             "data.processed_dir",
@@ -46,4 +44,4 @@ rule prepare_dataset:
         "../../environment.yml"
     shell:
         logged("prepare_dataset")
-        + "python -m samlora prepare {params.args} --dataset {wildcards.dataset}"
+        + "python -m samlora prepare {PARAMS_ARGS} --dataset {wildcards.dataset}"

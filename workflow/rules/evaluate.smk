@@ -10,7 +10,6 @@ rule predict_test_set:
         probs=directory(f"{RESULT_DIR}/probs"),
         done=f"{RESULT_DIR}/predictions.json",
     params:
-        args=PARAMS_ARGS,
         tracked=predict_params,
     log:
         "logs/predict_test_set/{run}/{test_set}.log",
@@ -23,7 +22,7 @@ rule predict_test_set:
         "../../environment.yml"
     shell:
         logged("predict_test_set")
-        + "python -m samlora predict {params.args} --run 'runs/{wildcards.run}' "
+        + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
         "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}'"
 
 
@@ -35,7 +34,6 @@ rule evaluate_test_set:
         per_image=f"{RESULT_DIR}/metrics_per_image.csv",
         summary=f"{RESULT_DIR}/metrics.json",
     params:
-        args=PARAMS_ARGS,
         tracked=evaluate_params,
     log:
         "logs/evaluate_test_set/{run}/{test_set}.log",
@@ -47,7 +45,7 @@ rule evaluate_test_set:
         "../../environment.yml"
     shell:
         logged("evaluate_test_set")
-        + "python -m samlora evaluate {params.args} "
+        + "python -m samlora evaluate {PARAMS_ARGS} "
         "--pred 'results/runs/{wildcards.run}/{wildcards.test_set}' "
         "--test-set {wildcards.test_set}"
 
@@ -58,7 +56,6 @@ rule human_baseline:
     output:
         "results/human/{test_set}/metrics_per_image.csv",
     params:
-        args=PARAMS_ARGS,
         tracked=evaluate_params,
     log:
         "logs/human_baseline/{test_set}.log",
@@ -68,7 +65,7 @@ rule human_baseline:
         "../../environment.yml"
     shell:
         logged("human_baseline")
-        + "python -m samlora human {params.args} --test-set {wildcards.test_set} "
+        + "python -m samlora human {PARAMS_ARGS} --test-set {wildcards.test_set} "
         "--out results/human/{wildcards.test_set}"
 
 
@@ -80,7 +77,6 @@ rule aggregate_study:
         json="results/{study}/metrics.json",
         comparisons="results/{study}/comparisons.csv",
     params:
-        args=PARAMS_ARGS,
         reference=lambda wildcards: STUDIES[wildcards.study].reference,
         modes=lambda wildcards: " ".join(STUDIES[wildcards.study].modes),
         tracked=lambda wildcards: tracked("evaluate.bootstrap"),
@@ -92,7 +88,7 @@ rule aggregate_study:
         "../../environment.yml"
     shell:
         logged("aggregate_study")
-        + "python -m samlora aggregate {params.args} --inputs {input:q} "
+        + "python -m samlora aggregate {PARAMS_ARGS} --inputs {input:q} "
         "--out-csv {output.csv} --out-json {output.json} --reference '{params.reference}' "
         "--comparisons {output.comparisons} --modes {params.modes}"
 
@@ -102,8 +98,6 @@ rule collect_metrics:
         expand("results/{study}/metrics.json", study=SELECTED),
     output:
         "results/metrics.json",
-    params:
-        args=PARAMS_ARGS,
     log:
         "logs/collect_metrics.log",
     resources:
@@ -112,4 +106,4 @@ rule collect_metrics:
         "../../environment.yml"
     shell:
         logged("collect_metrics")
-        + "python -m samlora collect {params.args} --inputs {input} --out {output}"
+        + "python -m samlora collect {PARAMS_ARGS} --inputs {input} --out {output}"

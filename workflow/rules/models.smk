@@ -10,7 +10,6 @@ rule fetch_checkpoint:
     wildcard_constraints:
         ckpt="|".join(re.escape(f) for f in CHECKPOINT_BACKBONES) or "(?!)",
     params:
-        args=PARAMS_ARGS,
         backbone=lambda wildcards: CHECKPOINT_BACKBONES[wildcards.ckpt],
     log:
         "logs/fetch_checkpoint/{ckpt}.log",
@@ -20,5 +19,5 @@ rule fetch_checkpoint:
         "../../environment.yml"
     shell:
         logged("fetch_checkpoint")
-        + "python -m samlora checkpoint {params.args} --backbone {params.backbone} "
+        + "python -m samlora checkpoint {PARAMS_ARGS} --backbone {params.backbone} "
         "--models-dir models/pretrained"

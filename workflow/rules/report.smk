@@ -13,7 +13,6 @@ rule render_report:
         html=report("reports/{study}/{report}.html", category="Reports",
                     subcategory="{study}", labels={"study": "{study}", "report": "{report}"}),
     params:
-        args=PARAMS_ARGS,
         tracked=lambda wildcards: tracked("report", "evaluate.threshold"),
         example_dir=lambda wildcards: example_result(wildcards.study),
     log:
@@ -24,7 +23,7 @@ rule render_report:
         "../../environment.yml"
     shell:
         logged("render_report")
-        + "python -m samlora report {params.args} --notebook {input.notebook} "
+        + "python -m samlora report {PARAMS_ARGS} --notebook {input.notebook} "
         "--summary {input.summary} --inputs {input.per_image:q} "
         "--example-run '{params.example_dir}' --out {output.ipynb}"
 
@@ -36,7 +35,6 @@ rule report_index:
         report("reports/index.html", category="Index",
                labels={"page": "every study and report"}),
     params:
-        args=PARAMS_ARGS,
         studies=",".join(SELECTED),
     log:
         "logs/report_index.log",
@@ -46,7 +44,7 @@ rule report_index:
         "../../environment.yml"
     shell:
         logged("report_index")
-        + "python -m samlora report-index {params.args} --studies {params.studies} "
+        + "python -m samlora report-index {PARAMS_ARGS} --studies {params.studies} "
         "--out {output}"
 
 

@@ -8,7 +8,6 @@ rule train_model:
     output:
         weights=f"{RUN_DIR}/adapter.safetensors",
     params:
-        args=PARAMS_ARGS,
         tracked=train_params,
     log:
         "logs/train_model/{run}.log",
@@ -22,5 +21,5 @@ rule train_model:
         "../../environment.yml"
     shell:
         logged("train_model")
-        + "python -m samlora train {params.args} --run-name '{wildcards.run}' "
+        + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
         "--out 'runs/{wildcards.run}'"
