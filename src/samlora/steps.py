@@ -141,7 +141,7 @@ def run_plan(cfg: DictConfig, args: argparse.Namespace) -> None:
         from samlora.study.cost import STEP_TIMES, cost_table
 
         table = cost_table(studies, chosen)
-        sys.stdout.write(f"\nestimated cost: hours on "
+        sys.stdout.write("\nestimated cost: hours on "
                          + "; ".join(table.attrs["devices"])
                          + f" (per-image step times from {STEP_TIMES.name}; `make bench` "
                          "refreshes them, a GPU's figures are used where measured)\n"

@@ -17,7 +17,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from samlora.reporting.style import PALETTE, use_style
-from samlora.reporting.tables import METRIC_LABELS, OUR_MODE, format_mean_std
+from samlora.reporting.tables import METRIC_LABELS, OUR_MODE, format_mean_std, mode_rows
+from samlora.reporting.topolora import LOWER_IS_BETTER
 
 #: Suffix of a method trained as its paper's code does (``samlora.study.studies``).
 REFERENCE_SUFFIX = "-ref"
@@ -29,15 +30,6 @@ ALPHA = 0.05
 
 def _label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
-
-
-def _mode_rows(frame: pd.DataFrame, mode: str | None) -> pd.DataFrame:
-    """Rows of one evaluation mode (all when ``mode`` is None), prompt-free where prompted."""
-    if mode is not None and "mode" in frame.columns:
-        frame = frame[frame["mode"].fillna(OUR_MODE) == mode]
-    if "prompt" in frame.columns:
-        frame = frame[frame["prompt"].fillna("none") == "none"]
-    return frame.reset_index(drop=True)
 
 
 def _p(p: float) -> str:
@@ -64,7 +56,7 @@ def comparisons_table(comparisons: pd.DataFrame, metrics: Sequence[str] | None =
         ``p (Holm)`` and ``Significant`` ("yes" where p (Holm) < :data:`ALPHA`). The
         reference method is named in ``attrs["reference"]``.
     """
-    rows = _mode_rows(comparisons, mode)
+    rows = mode_rows(comparisons, mode)
     known = [m for m in METRIC_LABELS if m in set(rows["metric"])]
     keep = list(metrics) if metrics is not None else known
     rows = rows[rows["metric"].isin(keep)]
@@ -116,7 +108,7 @@ def topology_table(summary: pd.DataFrame, mode: str | None = OUR_MODE,
         summary has; rows in summary order. ``attrs["missing"]`` lists the metrics the
         summary lacks (a study whose evaluation leaves them out).
     """
-    rows = _mode_rows(summary, mode)
+    rows = mode_rows(summary, mode)
     have = [m for m in metrics if f"{m}_mean" in rows.columns]
     index = pd.MultiIndex.from_frame(rows[["method", "train_set", "test_set"]].astype(str),
                                      names=["Method", "Train set", "Test set"])
@@ -165,7 +157,7 @@ def head_to_head_table(summary: pd.DataFrame,
         (method, train set, test set) triples without a row; ``attrs["ranks"]`` the
         numeric ranks.
     """
-    rows = _mode_rows(summary, mode)
+    rows = mode_rows(summary, mode)
     if methods is None:
         methods = [m for m in dict.fromkeys(rows["method"]) if m != HUMAN]
     protocols = protocols_of(rows) if protocols is None else protocols
@@ -182,8 +174,7 @@ def head_to_head_table(summary: pd.DataFrame,
             mean = row.get(f"{metric}_mean", math.nan) if row is not None else math.nan
             vals.append(float(mean) if pd.notna(mean) else math.nan)
         means[col] = vals
-    lower = metric in {"hd95", "assd", "hd95_mm", "assd_mm", "ece", "betti0_error",
-                       "betti1_error"}
+    lower = metric in LOWER_IS_BETTER
     ranks = means.rank(axis=0, ascending=lower, method="min")
     table = pd.DataFrame(index=pd.Index(list(methods), name="Method"))
     for col in means.columns:
@@ -212,7 +203,7 @@ def head_to_head_figure(summary: pd.DataFrame,
         ValueError: no method has a value in any column.
     """
     use_style()
-    rows = _mode_rows(summary, mode)
+    rows = mode_rows(summary, mode)
     if methods is None:
         methods = [m for m in dict.fromkeys(rows["method"]) if m != HUMAN]
     protocols = protocols_of(rows) if protocols is None else protocols

@@ -24,7 +24,7 @@ from matplotlib.patches import Patch
 
 from samlora.reporting.figures import load_example
 from samlora.reporting.style import OVERLAY_COLOURS, use_style
-from samlora.reporting.tables import METRIC_LABELS
+from samlora.reporting.tables import METRIC_LABELS, mode_rows
 from samlora.reporting.topolora import DATASET_LABELS, RETINA, method_label
 
 OUR_MODE = "native_fov"
@@ -53,17 +53,8 @@ def prediction_folders(per_image_csvs: Sequence[str | Path]) -> dict[Key, Path]:
     return out
 
 
-def _our_mode(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows of our evaluation mode, prompt-free."""
-    if "mode" in rows.columns:
-        rows = rows[rows["mode"].fillna(OUR_MODE) == OUR_MODE]
-    if "prompt" in rows.columns:
-        rows = rows[rows["prompt"].fillna("none") == "none"]
-    return rows
-
-
 def _ours(per_image: pd.DataFrame) -> pd.DataFrame:
-    rows = _our_mode(per_image)
+    rows = mode_rows(per_image)
     return rows.assign(seed=rows["seed"].astype(str), case=rows["case"].astype(str))
 
 
@@ -113,7 +104,7 @@ def best_baseline(summary: pd.DataFrame, test_set: str, baselines: Sequence[str]
                   metric: str = "dice") -> str | None:
     """The baseline with the highest in-domain mean ``metric`` on ``test_set`` (our mode,
     prompt-free); None when no baseline has a value there."""
-    rows = _our_mode(summary)
+    rows = mode_rows(summary)
     rows = rows[(rows["test_set"] == test_set) & (rows["train_set"] == test_set)
                 & rows["method"].isin(list(baselines))]
     col = f"{metric}_mean"

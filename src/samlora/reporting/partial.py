@@ -24,16 +24,13 @@ PARTIAL = "partial"
 def study_tables(study: Any, root: Path = Path()) -> tuple[list[Path], list[str]]:
     """The per-image tables of ``study`` that exist under ``root``, and the evaluations
     (``<run> on <test set>``, ``human row on <test set>``) that do not yet."""
-    have, missing = [], []
-    for spec, test in study.evaluations:
-        path = Path(root) / spec.result_dir(test) / PER_IMAGE_CSV
-        (have if path.is_file() else missing).append(path if path.is_file() else
-                                                      f"{spec.name} on {test}")
-    for test in study.human:
-        path = Path(root) / "results" / "human" / test / PER_IMAGE_CSV
-        (have if path.is_file() else missing).append(path if path.is_file() else
-                                                      f"human row on {test}")
-    return have, missing  # type: ignore[return-value]
+    expected = [(Path(root) / spec.result_dir(test) / PER_IMAGE_CSV, f"{spec.name} on {test}")
+                for spec, test in study.evaluations]
+    expected += [(Path(root) / "results" / "human" / test / PER_IMAGE_CSV,
+                  f"human row on {test}") for test in study.human]
+    have = [path for path, _ in expected if path.is_file()]
+    missing = [what for path, what in expected if not path.is_file()]
+    return have, missing
 
 
 def render_partial(cfg: Any, study: Any, root: Path = Path(),

@@ -35,6 +35,16 @@ def format_mean_std(mean: float, std: float, decimals: int = 3) -> str:
     return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
+def mode_rows(frame: pd.DataFrame, mode: str | None = OUR_MODE) -> pd.DataFrame:
+    """Rows of one evaluation mode (every mode when ``mode`` is None; a frame without a
+    ``mode`` column is all ours), prompt-free (``prompt == none``) where prompted."""
+    if mode is not None and "mode" in frame.columns:
+        frame = frame[frame["mode"].fillna(OUR_MODE) == mode]
+    if "prompt" in frame.columns:
+        frame = frame[frame["prompt"].fillna("none") == "none"]
+    return frame.reset_index(drop=True)
+
+
 def _has_values(summary: pd.DataFrame, metric: str) -> bool:
     return f"{metric}_mean" in summary.columns and summary[f"{metric}_mean"].notna().any()
 

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from samlora.reporting.style import use_style
-from samlora.reporting.tables import METRIC_LABELS, OUR_MODE, format_mean_std
+from samlora.reporting.tables import METRIC_LABELS, OUR_MODE, format_mean_std, mode_rows
 
 RETINA = ("drive", "stare", "chase_db1")
 DATASETS = (*RETINA, "kvasir_seg", "sl_ssdd")
@@ -64,15 +64,6 @@ def _dl(dataset: str) -> str:
     return DATASET_LABELS.get(dataset, dataset)
 
 
-def _rows(summary: pd.DataFrame, mode: str | None) -> pd.DataFrame:
-    """Rows of one evaluation mode, prompt-free (``prompt == none``) where prompted."""
-    if "mode" in summary.columns and mode is not None:
-        summary = summary[summary["mode"].fillna(OUR_MODE) == mode]
-    if "prompt" in summary.columns:
-        summary = summary[summary["prompt"].fillna("none") == "none"]
-    return summary.reset_index(drop=True)
-
-
 def _lookup(rows: pd.DataFrame, method: str, test_set: str,
             train_set: str | None = None) -> pd.Series | None:
     """The row of ``method`` on ``test_set`` trained on ``train_set`` (None: in-domain;
@@ -102,7 +93,7 @@ def dataset_average(summary: pd.DataFrame, method: str, datasets: Sequence[str] 
                     avg_std: AvgStd = "mean_of_stds") -> tuple[float, float]:
     """In-domain (mean, std) of ``metric`` averaged over ``datasets`` (see the module
     docstring for the std); nan mean when a dataset has no value, nan std when one has none."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     values = [_value(_lookup(rows, method, d), metric) for d in datasets]
     means, stds = np.array([v[0] for v in values]), np.array([v[1] for v in values])
     if not len(means) or np.isnan(means).any():
@@ -131,7 +122,7 @@ def benchmark_table(summary: pd.DataFrame, mode: str | None = OUR_MODE,
 
     ``attrs["missing"]`` lists the (method, dataset) pairs without a summary row.
     """
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     methods = _methods(rows, methods, datasets)
     table = pd.DataFrame(index=pd.Index([method_label(m) for m in methods], name="Method"))
     missing = []
@@ -159,7 +150,7 @@ def metrics_table(summary: pd.DataFrame, mode: str | None = OUR_MODE,
                   decimals: int = 3) -> pd.DataFrame:
     """Per dataset × method (in-domain): IoU, precision, recall (= sensitivity), BFScore,
     clDice (vessel datasets only, "–" elsewhere) and ECE."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     methods = _methods(rows, methods, datasets)
     records, index = [], []
     for d in datasets:
@@ -190,7 +181,7 @@ def heatmap_figure(summary: pd.DataFrame, metric: str = "dice", mode: str | None
     """Datasets (rows) × methods (columns) heatmap of the in-domain ``metric``: cells
     "mean ± std", the best method per row in bold and boxed (the human row is never best)."""
     use_style()
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     methods = _methods(rows, methods, datasets)
     cells = {(d, m): _value(_lookup(rows, m, d), metric) for d in datasets for m in methods}
     means = pd.DataFrame([[cells[d, m][0] for m in methods] for d in datasets],
@@ -231,7 +222,7 @@ def tradeoff_figure(summary: pd.DataFrame, params: pd.DataFrame, mode: str | Non
     """
     use_style()
     trainable = dict(zip(params["method"], params["trainable"]))
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     points = []
     for m in _methods(rows, methods, datasets):
         mean, std = dataset_average(summary, m, datasets, metric, mode)
@@ -317,7 +308,7 @@ def rank_ablation_table(summary: pd.DataFrame, params: pd.DataFrame | None = Non
     """LoRA rank sweep on ``dataset``: one row per rank r (parsed from ``<stem>-r<r>-…``
     names; ``aliases`` for the plain methods a value resolves to), ``metrics`` and the
     trainable count (from ``params``, "–" without it)."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     trainable = {} if params is None else dict(zip(params["method"], params["trainable"]))
     records = []
     for r, m in _sweep_rows(rows, dataset, "r", stem, aliases):
@@ -335,7 +326,7 @@ def cldice_weight_table(summary: pd.DataFrame, datasets: Sequence[str] = ("drive
                         decimals: int = 3) -> pd.DataFrame:
     """clDice-weight λ sweep: one row per λ (from ``<stem>-cldice<λ>`` names or
     ``aliases``), ``metrics`` per dataset ("<metric> (<dataset>)")."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     per = {d: dict(_sweep_rows(rows, d, "cldice", stem, aliases)) for d in datasets}
     table = pd.DataFrame(index=pd.Index(sorted({v for p in per.values() for v in p}),
                                         name="λ (clDice)"))
@@ -354,7 +345,7 @@ def component_ablation_table(summary: pd.DataFrame, dataset: str = "drive",
                              decimals: int = 3) -> pd.DataFrame:
     """Component ablation on ``dataset``: per method, which of LoRA / spatial adapter /
     clDice loss it keeps (✓ / ✗; "?" outside :data:`COMPONENTS`) and ``metrics``."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     records = []
     for m in methods:
         parts = COMPONENTS.get(m)
@@ -371,7 +362,7 @@ def transfer_table(summary: pd.DataFrame, train_set: str = "drive",
                    metrics: Sequence[str] = ("dice", "cldice"), decimals: int = 3) -> pd.DataFrame:
     """Cross-dataset transfer: trained on ``train_set``, tested on each of ``test_sets``;
     rows (Method, Test set), the in-domain test set marked "(in-domain)"."""
-    rows = _rows(summary, mode)
+    rows = mode_rows(summary, mode)
     records, index = [], []
     for m in methods:
         for t in test_sets:

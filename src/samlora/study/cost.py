@@ -91,8 +91,13 @@ def step_time(rows: Sequence[Mapping[str, str]], backbone: str, size: int) -> St
 
 def split_counts(spec: RunSpec, dataset: str) -> tuple[int, int]:
     """(train + val, test) cases of ``dataset``: its prepared index.csv, else its split
-    file, else :data:`SCANNED`."""
-    index = spec.processed(dataset) / "index.csv"
+    file, else :data:`SCANNED` (read once per folder and dataset)."""
+    return _split_counts(str(spec.processed(dataset)), dataset)
+
+
+@functools.lru_cache(maxsize=None)
+def _split_counts(folder: str, dataset: str) -> tuple[int, int]:
+    index = Path(folder) / "index.csv"
     if Path(index).is_file():
         split = pd.read_csv(index, dtype=str, keep_default_na=False)["split"]
         return int(split.isin(["train", "val"]).sum()), int((split == "test").sum())
@@ -193,9 +198,11 @@ def cost_table(studies: Mapping[str, Study], chosen: Sequence[str],
 
     def costs(runs: Sequence[RunSpec], evals: Sequence[tuple[RunSpec, str]]) -> dict:
         train_h = sum(run_seconds(r, timing(r)) for r in runs) / 3600
-        pred_h = sum(split_counts(r, t)[1] * (timing(r).encode_s + _modes(r)
-                                              * timing(r).decoder_s)
-                     for r, t in evals) / 3600
+        pred_h = 0.0
+        for r, t in evals:
+            step = timing(r)
+            pred_h += split_counts(r, t)[1] * (step.encode_s + _modes(r) * step.decoder_s)
+        pred_h /= 3600
         weights = sum(16 * trainable_count(r.method_json, r.backbone_json) for r in runs)
         probs = sum(split_counts(r, t)[1] * _modes(r) * 2 * NATIVE_PX.get(t, 1024 ** 2)
                     for r, t in evals)
