@@ -1,7 +1,10 @@
 """Load params.yaml (+ presets) and apply Hydra overrides: the one place config is composed.
 
-Order of precedence, lowest first: ``params.yaml``, each preset file (override files such as
-``presets/demo.yaml``), then Hydra command-line overrides (``train.lr=3e-4``). The merged
+Order of precedence, lowest first: ``params.yaml``, the presets its ``preset`` key names, each
+further preset file given (override files such as ``presets/demo.yaml``), then Hydra
+command-line overrides (``train.lr=3e-4``). params.yaml's ``preset`` key is how DVC records
+the choice (``dvc exp run -S preset=presets/demo.yaml``); Snakemake, DVC and the CLI all
+expand it the same way (:func:`param_files`). The merged
 result is validated against ``workflow/schemas/params.schema.yaml`` (unknown keys are errors)
 and cross-checked (methods name known backbones, protocols name known datasets).
 """
@@ -58,6 +61,37 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def preset_entries(value: Any, where: str) -> list[str]:
+    """The preset files a ``preset`` value names: null or "" (none), a path, or a list."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise ConfigError(f"{where}: preset: {value!r}; give a preset file (presets/demo.yaml), "
+                      "a list of them, or [] for none")
+
+
+def param_files(paths: Sequence[str | Path]) -> list[Path]:
+    """params.yaml, then the presets its ``preset`` key names, then the other files given.
+
+    The presets are read relative to the repository root (where params.yaml is). A file
+    given twice (in the key and on the command line) is merged once, at its first place.
+    """
+    if not paths:
+        raise ConfigError("no params file given")
+    first = Path(paths[0])
+    base = _load_yaml(first)
+    named = [first.parent / p if first.parent != Path(".") else Path(p)
+             for p in preset_entries(base.get("preset"), str(first))]
+    out: list[Path] = []
+    for path in [first, *named, *(Path(p) for p in paths[1:])]:
+        if path.resolve() not in {p.resolve() for p in out}:
+            out.append(path)
+    return out
+
+
 def merge_files(paths: Sequence[Path]) -> DictConfig:
     """Merge params files in order; each later file overrides keys of the earlier ones."""
     if not paths:
@@ -65,6 +99,9 @@ def merge_files(paths: Sequence[Path]) -> DictConfig:
     base = OmegaConf.create(_load_yaml(Path(paths[0])))
     for path in paths[1:]:
         preset = OmegaConf.create(_load_yaml(Path(path)))
+        if "preset" in preset:
+            raise ConfigError(f"{path}: a preset cannot name presets (preset: is params.yaml's "
+                              "key); list every file in params.yaml's preset")
         _check_known_keys(base, preset, str(path))
         base = OmegaConf.merge(base, preset)
     return base
@@ -226,13 +263,14 @@ def load_config(
     """Compose params.yaml, presets and Hydra overrides into one validated config.
 
     Args:
-        params: params.yaml first, then preset files, each overriding the ones before.
+        params: params.yaml first, then preset files, each overriding the ones before
+            (the presets params.yaml's ``preset`` key names come right after it).
         overrides: Hydra override strings applied last.
 
     Returns:
         The merged config (plain, non-struct DictConfig).
     """
-    paths = [Path(p) for p in params]
+    paths = param_files(params)
     cfg = apply_overrides(merge_files(paths), overrides)
     validate(cfg, source=" + ".join(str(p) for p in paths))
     return cfg

@@ -66,7 +66,11 @@ def reproduced(repo_root: Path, mirror: Path, tmp_path_factory: pytest.TempPathF
     preset = yaml.safe_load((repo_root / "tests/fixtures/smoke.yaml").read_text())
     preset.setdefault("data", {})["mirror"] = str(mirror)
     (work / "presets" / "smoke.yaml").write_text(yaml.safe_dump(preset))
-    env = venv_env() | {"SAMLORA_PRESET": "presets/smoke.yaml"}
+    params = work / "params.yaml"  # the preset as DVC records it: params.yaml's own key
+    params.write_text(params.read_text().replace("\npreset: []\n",
+                                                 "\npreset: presets/smoke.yaml\n", 1))
+    assert "preset: presets/smoke.yaml" in params.read_text()
+    env = venv_env()
     _run(["git", "init", "-q"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], work, env)
@@ -458,7 +462,7 @@ def test_outputs_carry_the_umask_mode(reproduced: Path) -> None:
 
 def test_params_edit_invalidates_train_and_after_only(reproduced: Path) -> None:
     w = reproduced
-    env = venv_env() | {"SAMLORA_PRESET": "presets/smoke.yaml"}
+    env = venv_env()
     status = json.loads(_run(["dvc", "status", "--json"], w, env))
     assert status == {}, status
     params = yaml.safe_load((w / "params.yaml").read_text())
@@ -528,7 +532,7 @@ def test_a_partial_study_renders_what_it_has_and_names_the_gaps(reproduced: Path
     try:
         for html in moved:
             html.rename(html.with_suffix(".html.bak"))
-        env = venv_env() | {"SAMLORA_PRESET": "presets/smoke.yaml"}
+        env = venv_env()
         args = ["--params", "params.yaml", "--params", "presets/smoke.yaml"]
         _run(["python", "-m", "samlora", "report-partial", *args, "--study", STUDY], w, env)
         summary = pd.read_csv(w / f"results/{STUDY}/partial/summary.csv")

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from snakemake.utils import validate
 
+from samlora.config import merge_files, param_files
 from samlora.study.studies import all_runs, enabled_studies
 from samlora.study.studies import expand as expand_studies
 
@@ -24,6 +25,22 @@ if _OVERRIDES:
         "edit params.yaml (--config takes study=<name> alone)"
     )
 STUDY_ARG = config.pop("study", None)
+
+
+def given_param_files():
+    """params.yaml, then any preset given with --configfile, in order."""
+    base = Path("params.yaml").resolve()
+    extra = [f for f in workflow.overwrite_configfiles if Path(f).resolve() != base]
+    return ["params.yaml", *extra]
+
+
+# The files the steps read: params.yaml, the presets its `preset` key names, then the
+# --configfile presets. Snakemake read them as YAML 1.1 (PyYAML), where `lr: 1e-05`, as
+# `dvc exp run -S` writes it, is a string; the config is read again from the same files as
+# the steps read them (YAML 1.2, samlora.config), so both see the same values.
+PARAM_FILES = [str(p) for p in param_files(given_param_files())]
+config.clear()
+config.update(OmegaConf.to_container(merge_files([Path(f) for f in PARAM_FILES])))
 validate(config, schema="../schemas/params.schema.yaml")
 # The rules and dvc.yaml name these folders; other values are for the CLI steps alone.
 for _key, _fixed in (("raw_dir", "data/raw"), ("processed_dir", "data/processed")):
@@ -69,14 +86,7 @@ def attempt_number(wildcards, attempt):
     return attempt
 
 
-def param_files():
-    """params.yaml, then any preset given with --configfile, in order."""
-    base = Path("params.yaml").resolve()
-    extra = [f for f in workflow.overwrite_configfiles if Path(f).resolve() != base]
-    return ["params.yaml", *extra]
-
-
-PARAMS_ARGS = " ".join(f"--params {f}" for f in param_files())
+PARAMS_ARGS = " ".join(f"--params {f}" for f in PARAM_FILES)
 
 
 def checkpoint_path(backbone):
