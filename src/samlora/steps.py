@@ -94,14 +94,21 @@ def run_checkpoint(cfg: DictConfig, args: argparse.Namespace) -> None:
     from omegaconf import OmegaConf
 
     from samlora.models.checkpoints import fetch_checkpoint
+    from samlora.models.hub_weights import fetch_hub_weights, hub_source
 
     if args.backbone not in cfg.backbones:
         raise KeyError(f"unknown backbone '{args.backbone}'; params.yaml defines "
                        f"{sorted(cfg.backbones)}")
+    backbone = OmegaConf.to_container(cfg.backbones[args.backbone], resolve=True)
+    hub = hub_source(backbone, f"backbones.{args.backbone}")
+    if hub is not None:  # a baseline's Hub weights
+        folder = fetch_hub_weights(hub, args.models_dir)
+        log.info("%s: pretrained weights verified in %s", args.backbone, folder)
+        return
     spec = cfg.backbones[args.backbone].get("checkpoint")
     if not spec:
-        raise ValueError(f"backbones.{args.backbone}.checkpoint is null: this backbone uses "
-                         f"random weights and has no checkpoint to fetch")
+        raise ValueError(f"backbones.{args.backbone}: no checkpoint and no Hub weights to "
+                         f"fetch (random weights, or a local pretrained folder)")
     path = fetch_checkpoint(OmegaConf.to_container(spec, resolve=True), args.models_dir)
     log.info("%s: checkpoint verified at %s", args.backbone, path)
 

@@ -125,3 +125,35 @@ def test_config_overrides_and_moved_data_folders_are_refused(workdir: Path) -> N
     assert res.returncode != 0
     assert "data.processed_dir: '/elsewhere'" in res.stdout + res.stderr
     assert snakemake(workdir, "-n", "all", "--config", "study=fidelity").returncode == 0
+
+
+def test_baseline_weights_are_fetched_by_the_localrule_before_training(workdir: Path) -> None:
+    """The benchmark's baselines read Hub weights fetched into models/pretrained/hub/ by
+    fetch_checkpoint (on the submitting host); each source once, every run waits for it,
+    and the training and prediction commands run offline."""
+    res = snakemake(workdir, "-n", "--cores", "1", "-p", "topolora_benchmark")
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    fetched = set(re.findall(r"output: models/pretrained/(\S+)", out))
+    assert {("hub/smp-hub--resnet34.imagenet@7a57b34f723329ff020b3f8bc41771163c519d0c/"
+             "manifest.json"),
+            "hub/nvidia--mit-b0@25ce79d97e6d9d509ed12e17cb2eb89b0a83a2dc/manifest.json",
+            "hub/facebook--mask2former-swin-tiny-ade-semantic@main/manifest.json"} <= fetched
+    assert job_counts(out)["fetch_checkpoint"] == len(fetched)
+    block = out.split("output: runs/segformer_b0__drive__seed0/adapter.safetensors")[0]
+    assert "models/pretrained/hub/nvidia--mit-b0@" in block.rsplit("rule ", 1)[1]
+    assert "env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m samlora train" in out
+    assert "env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m samlora predict" in out
+
+
+def test_snakemake_reads_params_as_yaml_1_2_like_the_steps(workdir: Path) -> None:
+    """`dvc exp run -S train.lr=1e-5` writes `lr: 1e-05`: YAML 1.1 (PyYAML, Snakemake's
+    own reader) makes it a string, which the schema refuses; the workflow reads the
+    files again as YAML 1.2, as the steps do."""
+    params = workdir / "params.yaml"
+    text = params.read_text()
+    assert "\n  lr: 1.0e-4" in text
+    params.write_text(text.replace("\n  lr: 1.0e-4", "\n  lr: 1e-05", 1))
+    assert yaml.safe_load(params.read_text())["train"]["lr"] == "1e-05"  # the trap
+    res = snakemake(workdir, "-n", "--cores", "1", "topolora_rank")
+    assert res.returncode == 0, res.stderr[-2000:]

@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 from snakemake.utils import validate
 
 from samlora.config import merge_files, param_files
+from samlora.models.hub_weights import hub_source, manifest_path
 from samlora.study.studies import all_runs, enabled_studies
 from samlora.study.studies import expand as expand_studies
 
@@ -81,6 +82,12 @@ def logged(rule_name):
     return f"bash workflow/scripts/job-log.sh {{log:q}} {rule_name} {{resources.attempt}} "
 
 
+# Jobs that build models read pretrained weights from models/pretrained only (fetched by
+# the fetch_checkpoint localrule on the submitting host): compute nodes often have no
+# internet, and a library must not download behind the workflow's back.
+OFFLINE = "env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
+
+
 def attempt_number(wildcards, attempt):
     """Snakemake's attempt of a job: 1, then 2, ... when --retries resubmits it."""
     return attempt
@@ -90,14 +97,20 @@ PARAMS_ARGS = " ".join(f"--params {f}" for f in PARAM_FILES)
 
 
 def checkpoint_path(backbone):
-    """models/pretrained/<file> of a backbone's official checkpoint, or None (random weights)."""
+    """What the fetch_checkpoint rule makes for a backbone: models/pretrained/<file> of its
+    official checkpoint, the manifest of its Hub weights (a baseline), or None (random
+    weights, or a local folder)."""
+    hub = hub_source(config["backbones"][backbone], f"backbones.{backbone}")
+    if hub is not None:
+        return str(manifest_path(hub, Path("models/pretrained")))
     spec = config["backbones"][backbone].get("checkpoint")
     return f"models/pretrained/{spec['file']}" if spec else None
 
 
-# checkpoint file name -> backbone id, for every backbone that has one
+# what fetch_checkpoint makes (relative to models/pretrained) -> a backbone id that needs it
 CHECKPOINT_BACKBONES = {
-    Path(checkpoint_path(b)).name: b for b in config["backbones"] if checkpoint_path(b)
+    str(Path(checkpoint_path(b)).relative_to("models/pretrained")): b
+    for b in config["backbones"] if checkpoint_path(b)
 }
 
 

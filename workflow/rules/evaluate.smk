@@ -22,7 +22,7 @@ rule predict_test_set:
         "../../environment.yml"
     shell:
         logged("predict_test_set")
-        + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
+        + OFFLINE + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
         "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}'"
 
 

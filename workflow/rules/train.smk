@@ -21,5 +21,5 @@ rule train_model:
         "../../environment.yml"
     shell:
         logged("train_model")
-        + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
+        + OFFLINE + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
         "--out 'runs/{wildcards.run}'"

@@ -57,7 +57,7 @@ def record_roots(repo: Path) -> list[Path]:
 
 def output_of(name: Path) -> str:
     """The output path a metadata file (relative to the metadata folder) describes."""
-    parts = [p[1:] if p.startswith("@") else p for p in name.parts]
+    parts = [p.removeprefix("@") for p in name.parts]
     return base64.urlsafe_b64decode("".join(parts)).decode()
 
 

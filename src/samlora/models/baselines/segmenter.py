@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from samlora.models.baselines.nets import build_net, check_reduction, get_arch
+from samlora.models.hub_weights import hub_source, verify_fetched
 from samlora.models.registry import register_family
 
 log = logging.getLogger(__name__)
@@ -166,13 +167,14 @@ def build_baseline(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path 
         backbone_cfg: ``backbones.<id>``: ``arch`` (a key of ``nets.ARCHS``), ``img_size``,
             ``pretrained`` (null = random weights, or the weight source) and, for
             Mask2Former, ``reduction`` (``logratio``, the default, or ``noisy_or``).
-        models_dir: unused (baseline weights live in the Hugging Face cache or a folder).
+        models_dir: where ``fetch_checkpoint`` put the Hub weights
+            (``<models_dir>/hub/<repo>@<revision>/``, verified before use); None reads
+            ``pretrained`` as the libraries do (the Hugging Face cache, or a folder).
         pretrained: False builds with random weights whatever the config says.
 
     Returns:
         The :class:`BaselineSegmenter`, in train mode.
     """
-    del models_dir
     for key in ("lora", "adapter"):
         if method_cfg.get(key):
             raise ValueError(f"method {key} is not supported on baseline backbones "
@@ -189,6 +191,9 @@ def build_baseline(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path 
         raise ValueError(f"backbone {arch}: img_size must be a multiple of {a.stride}, "
                          f"got {img_size}")
     source = backbone_cfg.get("pretrained") if pretrained else None
+    hub = hub_source(backbone_cfg, f"backbone {arch}") if source else None
+    if hub is not None and models_dir is not None:
+        source = str(verify_fetched(hub, Path(models_dir)))
     net = build_net(arch, source, where=f"backbone {arch}", reduction=reduction)
     log.info("baseline %s at %d px (%s weights%s)", arch, img_size, source or "random",
              f", {reduction} reduction" if a.kind == "mask2former" else "")
