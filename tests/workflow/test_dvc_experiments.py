@@ -66,6 +66,8 @@ def repo(repo_root: Path, mirror: Path, tmp_path_factory: pytest.TempPathFactory
     params.write_text(params.read_text().replace(
         "\npreset: []\n", "\npreset: [presets/demo.yaml, presets/dvc_tiny.yaml]\n", 1))
     _run(["git", "init", "-q"], work)
+    for key, value in (("user.name", "samlora test"), ("user.email", "test@samlora.invalid")):
+        _run(["git", "config", key, value], work)  # DVC commits each experiment
     _commit(work, "init")
     _run(["dvc", "repro"], work)
     _commit(work, "baseline results")
