@@ -142,6 +142,34 @@ def write_rows(rows: list[dict], table: Path = TABLE) -> None:
     tmp.replace(table)
 
 
+def from_benchmarks(args: argparse.Namespace) -> int:
+    """Rows from the Snakemake benchmark files of a finished run (samlora.study.measured)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from samlora.config import load_config
+    from samlora.study.measured import rows_from_benchmarks
+    from samlora.study.studies import expand
+
+    if not args.device_name:
+        sys.exit("bench_cost.py: --from-benchmarks needs --device-name (the GPU or CPU the "
+                 "jobs ran on), so the table says where its figures come from")
+    studies = expand(load_config(args.params or [REPO / "params.yaml"]))
+    table = []
+    if args.table.is_file():
+        with open(args.table, newline="") as f:
+            table = list(csv.DictReader(f))
+    rows, notes = rows_from_benchmarks(args.from_benchmarks, studies, args.device,
+                                       args.device_name, table)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not rows:
+        sys.exit(f"bench_cost.py: no benchmark file under {args.from_benchmarks} belongs to "
+                 "a run of these studies")
+    for row in rows:
+        print(json.dumps(row), flush=True)
+    write_rows(rows, args.table)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
@@ -149,10 +177,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", default=list(DEFAULT), help="backbone:size")
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)  # child: BACKBONE SIZE
+    parser.add_argument("--from-benchmarks", type=Path, metavar="DIR",
+                        help="instead of measuring: read the workflow's benchmark files "
+                             "(logs/benchmarks) of the studies in --params")
+    parser.add_argument("--params", type=Path, action="append",
+                        help="with --from-benchmarks: params.yaml, then presets")
+    parser.add_argument("--device", default="cuda", help="with --from-benchmarks: cuda, cpu")
+    parser.add_argument("--device-name", default="",
+                        help="with --from-benchmarks: the device the jobs ran on")
     args = parser.parse_args(argv)
     if args.one:
         json.dump(bench_one(args.one[0], int(args.one[1]), args.steps), sys.stdout)
         return 0
+    if args.from_benchmarks:
+        return from_benchmarks(args)
     rows = []
     for item in args.only:
         backbone, size = item.split(":")
