@@ -51,8 +51,6 @@ rule prepare_all:
 rule checkpoints_all:
     input:
         sorted({checkpoint_path(r.backbone) for s in SELECTED for r in STUDIES[s].runs} - {None}),
-    shell:  # the folder DVC versions exists when no selected run needs a checkpoint
-        "mkdir -p models/pretrained"
 
 
 rule train_all:

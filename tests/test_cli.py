@@ -91,7 +91,7 @@ def test_checkpoint_step_fetches_and_verifies(repo_root: Path, tmp_path: Path,
     assert (models / source.name).read_bytes() == source.read_bytes()
     caplog.clear()
     assert main(["checkpoint", *params, "--backbone", "sam_tiny"]) == 2
-    assert "backbones.sam_tiny.checkpoint is null" in caplog.text
+    assert "backbones.sam_tiny: no checkpoint and no Hub weights to fetch" in caplog.text
     assert main(["checkpoint", *params, "--backbone", "nope"]) == 2
     assert "unknown backbone 'nope'" in caplog.text
 

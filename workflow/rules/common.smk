@@ -77,14 +77,16 @@ WILDCARDS = {
 # `attempt=attempt_number` among its resources: a shell command sees Snakemake's attempt
 # number only through a resource function. The path is relative to the working folder,
 # the repository root, where the Snakefile is.
-def logged(rule_name):
-    """The shell prefix that runs a rule's command through job-log.sh."""
-    return f"bash workflow/scripts/job-log.sh {{log:q}} {rule_name} {{resources.attempt}} "
+def logged(rule_name, offline=False):
+    """The shell prefix that runs a rule's command through job-log.sh (offline: with the
+    Hugging Face libraries kept off the network)."""
+    prefix = f"bash workflow/scripts/job-log.sh {{log:q}} {rule_name} {{resources.attempt}} "
+    return prefix + (OFFLINE if offline else "")
 
 
-# Jobs that build models read pretrained weights from models/pretrained only (fetched by
-# the fetch_checkpoint localrule on the submitting host): compute nodes often have no
-# internet, and a library must not download behind the workflow's back.
+# Jobs that build models (offline=True) read pretrained weights from models/pretrained
+# only, which the fetch_checkpoint localrule fills on the submitting host. Compute nodes
+# often have no internet, and no library may download behind the workflow's back.
 OFFLINE = "env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "
 
 
@@ -97,9 +99,9 @@ PARAMS_ARGS = " ".join(f"--params {f}" for f in PARAM_FILES)
 
 
 def checkpoint_path(backbone):
-    """What the fetch_checkpoint rule makes for a backbone: models/pretrained/<file> of its
-    official checkpoint, the manifest of its Hub weights (a baseline), or None (random
-    weights, or a local folder)."""
+    """The file fetch_checkpoint makes for a backbone (None: random weights, or a local
+    folder). It is models/pretrained/<file> of the official checkpoint, or the manifest
+    of a baseline's Hub weights."""
     hub = hub_source(config["backbones"][backbone], f"backbones.{backbone}")
     if hub is not None:
         return str(manifest_path(hub, Path("models/pretrained")))

@@ -21,8 +21,8 @@ rule predict_test_set:
     conda:
         "../../environment.yml"
     shell:
-        logged("predict_test_set")
-        + OFFLINE + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
+        logged("predict_test_set", offline=True)
+        + "python -m samlora predict {PARAMS_ARGS} --run 'runs/{wildcards.run}' "
         "--test-set {wildcards.test_set} --out 'results/runs/{wildcards.run}/{wildcards.test_set}'"
 
 

@@ -20,6 +20,6 @@ rule train_model:
     conda:
         "../../environment.yml"
     shell:
-        logged("train_model")
-        + OFFLINE + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
+        logged("train_model", offline=True)
+        + "python -m samlora train {PARAMS_ARGS} --run-name '{wildcards.run}' "
         "--out 'runs/{wildcards.run}'"

@@ -38,6 +38,8 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 #: ``segmentation_models_pytorch.encoders.encoders[<name>]["pretrained_settings"]`` holds
 #: them (a test checks they agree); here so that the workflow need not import torch.
 SMP_PINS = {
+    ("resnet18", "imagenet"): ("smp-hub/resnet18.imagenet",
+                               "3f2325ff978283d47aa6a1d6878ca20565622683"),
     ("resnet34", "imagenet"): ("smp-hub/resnet34.imagenet",
                                "7a57b34f723329ff020b3f8bc41771163c519d0c"),
     ("resnet50", "imagenet"): ("smp-hub/resnet50.imagenet",

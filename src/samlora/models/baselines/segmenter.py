@@ -191,8 +191,8 @@ def build_baseline(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path 
         raise ValueError(f"backbone {arch}: img_size must be a multiple of {a.stride}, "
                          f"got {img_size}")
     source = backbone_cfg.get("pretrained") if pretrained else None
-    hub = hub_source(backbone_cfg, f"backbone {arch}") if source else None
-    if hub is not None and models_dir is not None:
+    hub = hub_source(backbone_cfg, f"backbone {arch}") if source and models_dir else None
+    if hub is not None:
         source = str(verify_fetched(hub, Path(models_dir)))
     net = build_net(arch, source, where=f"backbone {arch}", reduction=reduction)
     log.info("baseline %s at %d px (%s weights%s)", arch, img_size, source or "random",
