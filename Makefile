@@ -12,7 +12,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.samlora-installed
 CORES  ?= 2
 
-.PHONY: venv chromium demo test test-fast test-all bench clean-demo
+.PHONY: venv chromium jemalloc demo test test-fast test-all bench clean-demo
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ chromium:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 		chromium chromium-driver; }
 
+# The speed benchmark compares allocators; jemalloc comes from Debian's libjemalloc2.
+jemalloc:
+	@test -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2; }
+
 test: venv chromium
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q --durations=10
 
@@ -46,7 +51,7 @@ test-fast: venv
 test-all: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
 
-bench: venv
+bench: venv jemalloc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_train_step.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_prepare.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_methods.py --out benchmarks/results.json
@@ -54,3 +59,6 @@ bench: venv
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cache.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cost.py --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --size 512 --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --backbone litemedsam \
+		--size 256 --variants tinyvit tinyvit+bf16 --allocators --out benchmarks/results.json

@@ -75,7 +75,7 @@ def read_run_config(run_dir: Path) -> dict[str, Any]:
     return rc
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_dataset(run_dir: Path, processed_dir: Path, out_dir: Path, models_dir: Path,
                     batch_size: int = 1, device: str = "auto",
                     prompts_cfg: Mapping[str, Any] | None = None,

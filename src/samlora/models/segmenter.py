@@ -170,8 +170,9 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
             ``decoder`` (``train``|``freeze``) and
             ``encoder`` (``freeze``, the default, or ``train``: the image and prompt
             encoders' own weights train too, i.e. full fine-tuning).
-        backbone_cfg: ``backbones.<id>``: ``family`` (sam), ``arch``, ``img_size`` and
-            ``checkpoint`` (null = random weights, or file/url/bytes/sha256).
+        backbone_cfg: ``backbones.<id>``: ``family`` (sam), ``arch``, ``img_size``,
+            ``checkpoint`` (null = random weights, or file/url/bytes/sha256) and
+            ``attention`` (``eager``, the default, or ``sdpa``: :mod:`samlora.models.sdpa`).
         models_dir: where official checkpoints live (default ``models/pretrained``).
         pretrained: False skips the checkpoint (random weights; parameter counts, tests).
 
@@ -180,6 +181,8 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     """
     from samlora.models.checkpoints import fetch_checkpoint, load_sam_weights
     from samlora.models.sam import build_sam
+    from samlora.models.sdpa import MODES as ATTENTION_MODES
+    from samlora.models.sdpa import use_sdpa
 
     family = _get(backbone_cfg, "family", "sam")
     if family != "sam":
@@ -191,6 +194,13 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
                          f"{decoder!r} and {encoder!r}")
     arch, img_size = str(backbone_cfg["arch"]), int(backbone_cfg["img_size"])
     sam = build_sam(arch, img_size)
+    attention = str(_get(backbone_cfg, "attention", "eager"))
+    if attention not in ATTENTION_MODES:
+        raise ValueError(f"backbone {arch}: attention {attention!r} is not one of "
+                         f"{list(ATTENTION_MODES)}")
+    if attention == "sdpa":
+        log.info("SAM %s: %d attention blocks through scaled_dot_product_attention", arch,
+                 use_sdpa(sam))
     spec = _get(backbone_cfg, "checkpoint")
     if spec and pretrained:
         path = fetch_checkpoint(spec, Path(models_dir) if models_dir else DEFAULT_MODELS_DIR)
