@@ -156,6 +156,18 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
     return out
 
 
+def matmul_rates(n: int = 1024) -> dict[str, float]:
+    """GFLOP/s of an n×n matmul in fp32 and bf16 on this CPU (the precision probe)."""
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        t0 = time.perf_counter()
+        a @ b
+        rates[name] = 2 * n ** 3 / (time.perf_counter() - t0) / 1e9
+    return rates
+
+
 def _run_child(size: int, variant: str, pairs: int, method: str, backbone: str | None,
                env: dict | None = None) -> dict:
     extra = ["--backbone", backbone] if backbone else []
@@ -186,7 +198,16 @@ def main(argv: list[str] | None = None) -> int:
     results = {"machine": {"cpu": platform.processor() or platform.machine(),
                            "torch": torch.__version__, "threads": torch.get_num_threads()},
                "size": args.size, "variants": [], "allocators": []}
+    rates = matmul_rates()
+    results["matmul_gflops"] = rates
     for variant in args.variants:
+        if "bf16" in variant and rates["bf16"] < rates["fp32"] / 2:
+            results["variants"].append({"variant": variant, "skipped": (
+                f"bf16 matmul runs at {rates['bf16']:.1f} GFLOP/s here against "
+                f"{rates['fp32']:.1f} in fp32 (no bf16 instructions): a bf16 step would be "
+                "slower, not faster")})
+            print(json.dumps(results["variants"][-1]), flush=True)
+            continue
         results["variants"].append(_run_child(args.size, variant, args.pairs, args.method,
                                                  args.backbone))
         print(json.dumps(results["variants"][-1]), flush=True)

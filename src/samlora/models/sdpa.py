@@ -19,7 +19,7 @@ import types
 
 import torch
 import torch.nn.functional as F
-from segment_anything.modeling.image_encoder import Attention, get_rel_pos
+from segment_anything.modeling.image_encoder import Attention, ImageEncoderViT, get_rel_pos
 from torch import nn
 
 MODES = ("eager", "sdpa")
@@ -57,6 +57,8 @@ def use_sdpa(model: nn.Module) -> int:
         if isinstance(module, Attention):
             module.forward = types.MethodType(_sdpa_forward, module)
             count += 1
+        if isinstance(module, ImageEncoderViT):
+            module.samlora_kernels = "sdpa"  # the embedding cache keys entries by it
     return count
 
 
@@ -65,3 +67,5 @@ def use_eager(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, Attention) and "forward" in module.__dict__:
             del module.forward
+        if isinstance(module, ImageEncoderViT):
+            module.__dict__.pop("samlora_kernels", None)

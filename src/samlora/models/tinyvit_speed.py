@@ -13,7 +13,9 @@ exact up to float rounding (a test holds them to 1e-4 of the library's output):
   any of them changes (a checkpoint load), so the state dict, the checkpoint format and
   the frozen-weights fingerprint stay the library's.
 
-``benchmarks/bench_speed.py --litemedsam`` measures what each gives.
+The LiteMedSAM backbone always builds this way (:func:`samlora.models.segmenter.build_segmenter`);
+the embedding cache keys its entries by these kernels too. ``benchmarks/bench_speed.py
+--backbone litemedsam --variants tinyvit`` measures what it gives.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def speed_up_tinyvit(encoder: nn.Module, fold: bool = True) -> int:
     """Channels-last weights, and folded frozen conv + BatchNorm pairs (``fold``); returns
     the number of pairs that may run folded."""
     encoder.to(memory_format=torch.channels_last)
+    encoder.samlora_kernels = "channels_last+folded_bn" if fold else "channels_last"
     count = 0
     if fold:
         for module in encoder.modules():

@@ -94,8 +94,11 @@ class EmbeddingCache:
                   root: Path = DEFAULT_ROOT) -> EmbeddingCache:
         """The cache of ``model``'s encoder; ``identity`` adds what else shapes its output
         (architecture, input size, geometry, precision), as JSON-able values."""
-        key = {"format": FORMAT, "encoder": encoder_digest(model.image_encoder_module()),
-               **identity}
+        encoder = model.image_encoder_module()
+        key = {"format": FORMAT, "encoder": encoder_digest(encoder), **identity}
+        kernels = getattr(encoder, "samlora_kernels", None)
+        if kernels:  # other kernels, other rounding: their own entries
+            key["kernels"] = kernels
         digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
         folder = Path(root) / digest.hexdigest()[:24]
         folder.mkdir(parents=True, exist_ok=True)
