@@ -68,7 +68,7 @@ def test_a_figure_no_job_measured_comes_from_the_table_or_the_row_is_left_out(
 
 
 def test_bench_cost_writes_the_rows_into_the_table(components, repo_root, tmp_path):
-    studies, runs = components
+    _, runs = components
     lora = runs["lora_only"]
     bench = tmp_path / "benchmarks"
     _tsv(bench / "train_model" / f"{lora.name}.tsv", 50.0)
