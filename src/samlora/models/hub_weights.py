@@ -137,16 +137,17 @@ def fetch_hub_weights(source: HubSource, models_dir: Path) -> Path:
     files = {}
     for name in FILES:
         path, part = folder / name, folder / f"{name}.part"
-        if not path.is_file():
+        if path.is_file():
+            sha = _check(path, name, source.pins.get(name), source)
+        else:
             log.info("downloading %s", source.url(name))
             http_download(source.url(name), part, target=path)
-            try:
-                _check(part, name, source.pins.get(name), source)
+            try:  # hashed once, before the rename
+                sha = _check(part, name, source.pins.get(name), source)
             except RuntimeError:  # ChecksumError: a bad download must not be resumed from
                 part.unlink(missing_ok=True)
                 raise
             os.replace(part, path)
-        sha = _check(path, name, source.pins.get(name), source)
         if name not in source.pins:
             log.warning("%s of %s@%s has no sha256 pin in params.yaml; recorded %s in the "
                         "manifest (pin it under the backbone's sha256)", name,
