@@ -39,10 +39,10 @@ chromium:
 
 # The speed benchmark compares allocators; jemalloc comes from Debian's libjemalloc2.
 jemalloc:
-	@test -e /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 || { \
+	@/sbin/ldconfig -p | grep -q 'libjemalloc\.so\.2 ' || { \
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2; }
 
-test: venv chromium
+test: venv chromium jemalloc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -m "not gpu" -q --durations=10
 
 test-fast: venv

@@ -4,4 +4,4 @@ import sys
 
 from samlora.cli import main
 
-sys.exit(main())
+sys.exit(main(restart=True))

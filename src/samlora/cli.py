@@ -224,8 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+#: Steps that run a model: ``python -m samlora`` restarts them under ``train.allocator``.
+MODEL_STEPS = ("train", "predict")
+
+
+def main(argv: Sequence[str] | None = None, restart: bool = False) -> int:
     """Entry point of ``python -m samlora``; returns the process exit code.
+
+    ``restart`` (``python -m samlora`` only): a step of :data:`MODEL_STEPS` first restarts
+    the process under the memory allocator of ``train.allocator``
+    (:mod:`samlora.utils.allocator`).
 
     Every error a user can cause (bad params, missing or broken files, downloads, a full
     or read-only disk) is logged as one line naming the file or key and exits with 2; an
@@ -238,6 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         cfg = load_config(args.params or [Path("params.yaml")], args.overrides)
+        if restart and args.step in MODEL_STEPS:
+            from samlora.utils.allocator import restart_with
+
+            restart_with(str(cfg.train.get("allocator", "auto")),
+                         sys.argv[1:] if argv is None else list(argv))
         from samlora import steps
 
         getattr(steps, f"run_{args.step.replace('-', '_')}")(cfg, args)

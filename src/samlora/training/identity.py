@@ -22,6 +22,7 @@ NON_WEIGHT_KEYS: tuple[tuple[str, ...], ...] = (
     ("train", "log_every"),
     ("train", "num_workers"),
     ("train", "embedding_cache"),  # bit-identical at batch 1, float rounding otherwise
+    ("train", "allocator"),  # where freed memory goes, never what is computed
 )
 #: Names in a run config (the run's, its method's, its train set's): renaming a method or a
 #: union without changing its settings leaves the weights alone.

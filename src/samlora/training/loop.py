@@ -29,6 +29,7 @@ from samlora.training.progress import progress
 from samlora.training.select import Selection, validation_due
 from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
 from samlora.training.identity import run_hash
+from samlora.utils import allocator
 from samlora.training.state import (
     LAST,
     WEIGHTS,
@@ -247,7 +248,7 @@ def train_spec(spec: RunSpec, run_dir: Path,
              selection.by)
     _finish(run_dir, rc, weights,
             {**build_manifest(model, rc, fingerprint, epochs), **selection.manifest(),
-             "precision": precision.name})
+             "precision": precision.name, "allocator": allocator.current()})
     return history[-1] if history else {}
 
 
