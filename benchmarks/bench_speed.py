@@ -1,24 +1,26 @@
 """samlora's training step against a plain PyTorch loop of the same model, lever by lever.
 
-The plain loop is the obvious code: the same segment_anything model (random weights) with
-peft's LoRA, the spatial adapter, the losses and AdamW of params.yaml's ``topolora_sam``,
-``loss.backward(); opt.step(); opt.zero_grad()``, fp32, the library's attention, the
-default allocator. Each variant is the same model and batch with one or more levers on:
+The plain loop is the obvious code: the same segment_anything / sam2 model (random weights)
+with peft's LoRA, the adapter, the losses and AdamW of a params.yaml method, ``loss.backward();
+clip; opt.step(); opt.zero_grad()``, fp32, the library's attention, the system allocator.
+samlora's side is :func:`samlora.training.loop.train_one_epoch`, the step every run takes
+(``benchmarks/_speed_child.py``), with levers:
 
-- ``sdpa``: the ViT's attention through ``scaled_dot_product_attention``
-  (:mod:`samlora.models.sdpa`, backbone ``attention: sdpa``);
-- ``bf16``: bf16 autocast of the forward pass (``train.precision: bf16``);
-- an allocator (a separate process: glibc ``MALLOC_*`` thresholds that keep freed
-  activation memory for reuse, or jemalloc via ``LD_PRELOAD`` where Debian's
-  ``libjemalloc2`` is installed), with page faults and kernel time per step.
+- in the model (``--variants``, alternated with the plain step in one process: A, B, A, B):
+  ``sdpa``, ``chunked`` (``attention:``), ``bf16`` (autocast), ``tinyvit``, ``compile``;
+- in the process (``--allocators``): samlora's step under ``train.allocator``'s settings
+  (:mod:`samlora.utils.allocator`, the environment ``python -m samlora train`` restarts with)
+  against the plain step in a process of the system allocator, the two processes alternated
+  ``--rounds`` times. ``auto`` is what a run gets by default: the headline ratio.
 
-In-process variants alternate with the plain step (A, B, A, B, ...), so both see the same
-machine state; the ratio reported is the median of the per-pair ratios, with their
-spread. Semantics: the max relative |Δ| of the loss and of every gradient against the
-plain step on the same weights and batch (fp32 variants must stay within 1e-4; bf16 gets
-its own, stated, tolerance). Figures go under ``speed`` in the results file.
+Each ratio is the median of the per-pair (or per-round) ratios with their spread. Semantics:
+the max relative |Δ| of the loss and of every gradient against the plain step on the same
+weights and batch (fp32 levers within 1e-4 of the largest gradient; bf16 with its stated
+tolerance). Also: page faults and kernel seconds per step, peak RSS of samlora's step alone
+(``--peak``), prediction images/s (``--predict``), the machine. Figures go under
+``speed_<method>_<backbone>_<size>`` in the results file.
 
-    python benchmarks/bench_speed.py --size 512 --pairs 3 [--variants sdpa bf16 ...]
+    python benchmarks/bench_speed.py --size 1024 --pairs 2 --rounds 2 --peak eager chunked
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,123 +38,34 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("sdpa", "bf16", "sdpa+bf16")  # for LiteMedSAM: tinyvit, tinyvit+bf16
-#: Allocator settings tried in a process of their own (name -> environment).
-ALLOCATORS = {
-    "glibc-thresholds": {"MALLOC_MMAP_THRESHOLD_": str(1 << 30),
-                         "MALLOC_TRIM_THRESHOLD_": str(1 << 31), "MALLOC_TOP_PAD_": str(1 << 28)},
-    "jemalloc": {"LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"},
-}
+sys.path.insert(0, str(REPO / "src"))
+VARIANTS = ("samlora", "sdpa", "chunked", "bf16")  # LiteMedSAM: tinyvit, tinyvit+bf16
+#: Process-level settings besides train.allocator's own: glibc's thresholds at their
+#: largest accepted values (glibc ignores an mmap threshold above 32 MiB).
+EXTRA_ALLOCATORS = {"glibc-thresholds": {
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 32),
+    "MALLOC_TOP_PAD_": str(256 << 20)}}
+SYSTEM = {"LD_PRELOAD": "", "MALLOC_CONF": "", "GLIBC_TUNABLES": ""}
 
 
-def _setup(size: int, method_name: str, backbone_name: str | None = None):
-    sys.path.insert(0, str(REPO / "src"))
-    from samlora.config import load_config
-    from samlora.losses import build_loss
-    from samlora.models.registry import build_model
-
-    cfg = load_config([REPO / "params.yaml"])
-    method = dict(cfg.methods[method_name])
-    backbone = dict(cfg.backbones[backbone_name or method["backbone"]]) | {
-        "img_size": size, "attention": "eager"}
-    if backbone.get("arch") == "litemedsam":
-        backbone.pop("attention")
-    torch.manual_seed(0)
-    model = build_model(method, backbone, pretrained=False).train()
-    loss_fn = build_loss(method["loss"])
-    x = torch.rand(1, 3, size, size) * 255
-    y = (torch.rand(1, 1, size, size) > 0.9).float()
-    return model, loss_fn, x, y
-
-
-def _with_levers(model, variant: str):
-    """A copy of ``model`` (same weights) with the variant's levers; (copy, bf16)."""
-    import copy
-
-    from samlora.models.sdpa import use_sdpa
-    from samlora.models.tinyvit_speed import speed_up_tinyvit
-
-    other = copy.deepcopy(model)
-    if "sdpa" in variant:
-        use_sdpa(other)
-    if "tinyvit" in variant:
-        speed_up_tinyvit(other.sam.image_encoder)
-    other.train()
-    return other, "bf16" in variant
-
-
-def _trainable(model) -> list[torch.nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _step(model, loss_fn, opt, x, y, bf16: bool) -> float:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(x)
-    loss, _ = loss_fn(logits.float(), y)
-    loss.backward()
-    opt.step()
-    opt.zero_grad(set_to_none=True)
-    return float(loss.detach())
-
-
-def _grads(model, loss_fn, x, y, bf16: bool) -> tuple[float, list[torch.Tensor]]:
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(x)
-    loss, _ = loss_fn(logits.float(), y)
-    loss.backward()
-    params = _trainable(model)
-    grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
-             for p in params]  # the IoU head gets none in a prompt-free step
-    for p in params:
-        p.grad = None
-    return float(loss.detach()), grads
-
-
-def _timed(fn) -> tuple[float, int, float]:
-    """(seconds, minor page faults, kernel seconds) of one call."""
-    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    fn()
-    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-    return t1 - t0, r1.ru_minflt - r0.ru_minflt, r1.ru_stime - r0.ru_stime
-
-
-def child(size: int, variant: str, pairs: int, method: str, backbone: str | None) -> dict:
-    """Alternate plain and ``variant`` steps in this process; see the module docstring."""
-    plain_model, loss_fn, x, y = _setup(size, method, backbone)
-    out: dict = {"variant": variant, "method": method, "backbone": backbone, "size": size,
-                 "threads": torch.get_num_threads()}
-    models = {"plain": (plain_model, False)}
-    if variant != "plain":
-        models[variant] = _with_levers(plain_model, variant)
-        # semantics first, on the same weights and batch
-        ref_loss, ref = _grads(plain_model, loss_fn, x, y, False)
-        loss, got = _grads(*models[variant][:1], loss_fn, x, y, models[variant][1])
-        out["loss_rel_diff"] = abs(loss - ref_loss) / abs(ref_loss)
-        # relative to the largest reference gradient: a parameter whose gradient is ~0
-        # would turn rounding into an arbitrarily large per-parameter ratio
-        diff = max(float((g - r).abs().max()) for g, r in zip(got, ref))
-        out["grad_max_abs_diff"] = diff
-        out["grad_rel_diff"] = diff / max(float(r.abs().max()) for r in ref)
-    opts = {name: torch.optim.AdamW(_trainable(m), lr=1e-4) for name, (m, _) in models.items()}
-    times: dict[str, list] = {name: [] for name in models}
-    for name, (m, bf16) in models.items():  # warm-up of each
-        _step(m, loss_fn, opts[name], x, y, bf16)
-    for _ in range(pairs):
-        for name, (m, bf16) in models.items():
-            times[name].append(_timed(lambda m=m, b=bf16, o=opts[name]:
-                                      _step(m, loss_fn, o, x, y, b)))
-    plain, lever = times["plain"], times[variant]
-    out["plain_s"] = [round(t, 3) for t, _, _ in plain]
-    out["variant_s"] = [round(t, 3) for t, _, _ in lever]
-    ratios = [v[0] / p[0] for p, v in zip(plain, lever)]
-    out["ratio_median"] = statistics.median(ratios)
-    out["ratio_spread"] = [min(ratios), max(ratios)]
-    out["page_faults_per_step"] = {"plain": statistics.median(f for _, f, _ in plain),
-                                   "variant": statistics.median(f for _, f, _ in lever)}
-    out["kernel_s_per_step"] = {"plain": statistics.median(k for _, _, k in plain),
-                                "variant": statistics.median(k for _, _, k in lever)}
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return out
+def machine() -> dict:
+    """The machine the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+            "memory_gb": round(mem / 2**30, 1), "platform": platform.platform(),
+            "libc": " ".join(platform.libc_ver()), "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transparent_hugepages": thp.read_text().strip() if thp.is_file() else None,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def matmul_rates(n: int = 1024) -> dict[str, float]:
@@ -168,14 +80,78 @@ def matmul_rates(n: int = 1024) -> dict[str, float]:
     return rates
 
 
-def _run_child(size: int, variant: str, pairs: int, method: str, backbone: str | None,
-               env: dict | None = None) -> dict:
-    extra = ["--backbone", backbone] if backbone else []
-    res = subprocess.run([sys.executable, __file__, "--child", variant, "--size", str(size),
-                          "--pairs", str(pairs), "--method", method, *extra],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, **(env or {})})
-    return json.loads(res.stdout.strip().splitlines()[-1])
+def predict_rate(method: str, backbone: str | None, size: int, variant: str,
+                 batch: int, batches: int) -> dict:
+    """Images/s of the model's forward under inference_mode, as predict runs it."""
+    from _speed_child import setup, with_levers
+
+    base, _, x, _, _ = setup(size, method, backbone)
+    model, bf16 = with_levers(base, variant)
+    model.eval()
+    x = x.expand(batch, -1, -1, -1).contiguous()
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        model(x)
+        t0 = time.perf_counter()
+        for _ in range(batches):
+            model(x)
+        dt = time.perf_counter() - t0
+    import resource
+
+    from samlora.utils.allocator import current
+
+    return {"variant": variant, "size": size, "batch": batch, "allocator": current(),
+            "images_per_s": batch * batches / dt,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _run_child(mode: str, variant: str, args, env: dict | None = None) -> dict:
+    extra = ["--backbone", args.backbone] if args.backbone else []
+    cmd = [sys.executable, __file__, mode, variant, "--size", str(args.size), "--pairs",
+           str(args.pairs), "--method", args.method, *extra]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if res.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    row = json.loads(res.stdout.strip().splitlines()[-1])
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def _allocator_env(name: str) -> dict[str, str]:
+    from samlora.utils.allocator import MARKER, resolve
+
+    if name in EXTRA_ALLOCATORS:
+        return {**SYSTEM, **EXTRA_ALLOCATORS[name], MARKER: name}
+    chosen, additions = resolve(name)
+    return {**SYSTEM, **additions, MARKER: chosen}
+
+
+def compare_allocators(names: list[str], variant: str, args) -> list[dict]:
+    """samlora's step under each allocator against the plain step under the system one,
+    processes alternated ``args.rounds`` times; per-round ratio of the medians."""
+    rows = {n: [] for n in names}
+    plains = []
+    for _ in range(args.rounds):
+        plains.append(_run_child("--child", variant, args, SYSTEM))
+        for name in names:
+            rows[name].append(_run_child("--child", variant, args, _allocator_env(name)))
+    out = [{"allocator": "system", "rounds": plains}]
+    for name in names:
+        ratios = [statistics.median(r["samlora_s"]) / statistics.median(p["plain_s"])
+                  for r, p in zip(rows[name], plains)]
+        out.append({"allocator": name, "runs_as": rows[name][0]["allocator"],
+                    "ratio_vs_plain_median": statistics.median(ratios),
+                    "ratio_vs_plain_spread": [min(ratios), max(ratios)],
+                    "samlora_s": [r["samlora_s"] for r in rows[name]],
+                    "plain_s": [p["plain_s"] for p in plains],
+                    "page_faults_per_step": statistics.median(
+                        r["page_faults_per_step"]["samlora"] for r in rows[name]),
+                    "kernel_s_per_step": statistics.median(
+                        r["kernel_s_per_step"]["samlora"] for r in rows[name]),
+                    "plain_page_faults_per_step": statistics.median(
+                        p["page_faults_per_step"]["plain"] for p in plains),
+                    "plain_kernel_s_per_step": statistics.median(
+                        p["kernel_s_per_step"]["plain"] for p in plains)})
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,21 +159,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results.json")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="alternated process pairs")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS))
-    parser.add_argument("--allocators", nargs="*", default=list(ALLOCATORS))
+    parser.add_argument("--allocators", nargs="*", default=["auto", "hugepages",
+                                                            "glibc-thresholds"])
+    parser.add_argument("--allocator-variant", default="samlora",
+                        help="the model levers of samlora's side in the allocator rounds")
+    parser.add_argument("--peak", nargs="*", default=[], help="variants whose peak RSS of "
+                        "samlora's step alone is measured (under train.allocator: auto)")
+    parser.add_argument("--predict", nargs="*", default=[], help="variants whose predict "
+                        "images/s are measured (batch 2, under train.allocator: auto)")
     parser.add_argument("--method", default="topolora_sam",
                         help="a params.yaml method (topolora_sam: SAM ViT-B)")
-    parser.add_argument("--backbone", help="run the method on this backbone instead "
-                        "(litemedsam, with --size 256 and --variants tinyvit ...)")
+    parser.add_argument("--backbone", help="run the method on this backbone instead")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-child", help=argparse.SUPPRESS)
+    parser.add_argument("--predict-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child:
-        json.dump(child(args.size, args.child, args.pairs, args.method, args.backbone),
-                  sys.stdout)
+    if args.child or args.peak_child or args.predict_child:
+        from _speed_child import child, peak_rss_child
+
+        if args.child:
+            row = child(args.size, args.child, args.pairs, args.method, args.backbone)
+        elif args.peak_child:
+            row = peak_rss_child(args.size, args.peak_child, args.pairs + 1, args.method,
+                                 args.backbone)
+        else:
+            row = predict_rate(args.method, args.backbone, args.size, args.predict_child,
+                               2, args.pairs)
+        json.dump(row, sys.stdout)
         return 0
-    results = {"machine": {"cpu": platform.processor() or platform.machine(),
-                           "torch": torch.__version__, "threads": torch.get_num_threads()},
-               "size": args.size, "variants": [], "allocators": []}
+    results = {"machine": machine(), "size": args.size, "method": args.method,
+               "backbone": args.backbone, "variants": [], "allocators": [], "peak": [],
+               "predict": []}
     rates = matmul_rates()
     results["matmul_gflops"] = rates
     for variant in args.variants:
@@ -206,29 +200,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"bf16 matmul runs at {rates['bf16']:.1f} GFLOP/s here against "
                 f"{rates['fp32']:.1f} in fp32 (no bf16 instructions): a bf16 step would be "
                 "slower, not faster")})
-            print(json.dumps(results["variants"][-1]), flush=True)
             continue
-        results["variants"].append(_run_child(args.size, variant, args.pairs, args.method,
-                                                 args.backbone))
-        print(json.dumps(results["variants"][-1]), flush=True)
-    if args.allocators:  # plain against plain, in processes with and without the setting
-        base = _run_child(args.size, "plain", args.pairs, args.method, args.backbone)
-        results["allocators"].append({"allocator": "default", **base})
-        for name in args.allocators:
-            env = ALLOCATORS[name]
-            if "LD_PRELOAD" in env and not Path(env["LD_PRELOAD"]).is_file():
-                results["allocators"].append({"allocator": name, "skipped":
-                                              f"{env['LD_PRELOAD']} not installed"})
-                continue
-            row = _run_child(args.size, "plain", args.pairs, args.method, args.backbone, env)
-            row["vs_default"] = (statistics.median(row["plain_s"])
-                                 / statistics.median(base["plain_s"]))
-            results["allocators"].append({"allocator": name, **row})
-            print(json.dumps(results["allocators"][-1]), flush=True)
-    sys.path.insert(0, str(REPO / "src"))
+        results["variants"].append(_run_child("--child", variant, args, SYSTEM))
+    if args.allocators:
+        results["allocators"] = compare_allocators(args.allocators, args.allocator_variant,
+                                                   args)
+    auto = _allocator_env("auto")
+    results["peak"] = [_run_child("--peak-child", v, args, auto) for v in args.peak]
+    results["predict"] = [_run_child("--predict-child", v, args, auto) for v in args.predict]
     from samlora.utils.io import update_json
 
-    results["method"], results["backbone"] = args.method, args.backbone
     key = f"speed_{args.method}_{args.backbone or 'default'}_{args.size}"
     update_json(args.out, {key: results})
     return 0

@@ -10,9 +10,9 @@ from samlora.models.sam import build_sam
 from samlora.models.sdpa import use_eager, use_sdpa
 
 
-def _encoder():
+def _encoder(size: int = 128):
     torch.manual_seed(0)
-    sam = build_sam("tiny", 128)
+    sam = build_sam("tiny", size)
     enc = sam.image_encoder.train()
     with torch.no_grad():  # zero-initialised in the library: make the bias matter
         for block in enc.blocks:
@@ -91,3 +91,57 @@ def test_the_backbone_switch_routes_the_built_model(caplog) -> None:
     assert not [m for m in eager.modules() if "forward" in m.__dict__]
     with pytest.raises(ValueError, match="attention 'flash' is not one of"):
         build_model(method, backbone | {"attention": "flash"}, pretrained=False)
+
+
+@pytest.mark.parametrize("band", [8, 48, 10_000])
+def test_chunked_attention_is_the_library_attention(band, monkeypatch) -> None:
+    """Bands of query rows (one row, uneven bands with a short last one, and a band wider
+    than the image: the library's code path), recomputed in the backward pass: the
+    library's outputs and gradients, with LoRA on qkv and learnt relative positions."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from samlora.models import sdpa
+
+    monkeypatch.setattr(sdpa, "CHUNK_QUERIES", band)
+    enc = _encoder()
+    inject_adapter_in_model(LoraConfig(r=4, lora_alpha=8, target_modules=["qkv"],
+                                       init_lora_weights=False), enc)
+    x = torch.randn(2, 3, 128, 128)
+    ref_out, ref_grads = _run(enc, x)
+    assert sdpa.use_chunked(enc) == len(enc.blocks)
+    assert enc.samlora_kernels == "chunked"
+    out, grads = _run(enc, x)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    assert grads.keys() == ref_grads.keys()
+    for name, g in grads.items():
+        torch.testing.assert_close(g, ref_grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    with torch.inference_mode():  # prediction: bands, nothing kept for a backward pass
+        torch.testing.assert_close(enc(x), ref_out, rtol=1e-5, atol=1e-6)
+
+
+def test_chunked_attention_stores_no_global_score_matrix(monkeypatch) -> None:
+    """What autograd keeps for the backward pass: with chunked global attention, no
+    tensor of a block's full HW×HW scores (the library keeps its softmax)."""
+    from samlora.models import sdpa
+
+    monkeypatch.setattr(sdpa, "CHUNK_QUERIES", 16)
+    enc = _encoder(192)
+    x = torch.randn(1, 3, 192, 192)
+    tokens = (192 // 16) ** 2  # the tiny ViT's 12×12 patch grid (its head dim is 64)
+
+    def score_matrices() -> int:
+        """Saved tensors shaped like a global block's scores (…, HW, HW)."""
+        shapes: list[tuple[int, ...]] = []
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            shapes.append(tuple(t.shape))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            enc(x).square().mean()
+        return sum(1 for s in shapes if s[-2:] == (tokens, tokens))
+
+    globals_ = sum(1 for b in enc.blocks if b.window_size == 0)
+    assert score_matrices() >= globals_ >= 1  # the library keeps each global softmax
+    sdpa.use_chunked(enc)
+    assert score_matrices() == 0

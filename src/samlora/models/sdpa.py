@@ -9,8 +9,15 @@ PyTorch's fused kernels where the device has them. The relative-position terms u
 unscaled query, as segment_anything's do. LoRA layers on ``qkv`` (peft) are called as
 before: the swap changes only what follows the projection.
 
-:func:`use_sdpa` is switched by the backbone's ``attention`` (``eager``, the library's
-code, or ``sdpa``); ``benchmarks/bench_attention.py`` measures what it gives.
+:func:`use_chunked` keeps the library's arithmetic and changes where its memory goes: a
+global-attention block at 1024² holds a 4096×4096 score matrix per head (805 MB for ViT-B's
+12 heads) and keeps its softmax for the backward pass, four times per encoder. Chunked, the
+scores are computed for a band of query rows at a time (the rows' slice of the
+relative-position tables, so the same sums), and under autograd each band is recomputed in
+the backward pass (``torch.utils.checkpoint``) instead of being stored.
+
+The backbone's ``attention`` switches them: ``eager`` (the library's code, default),
+``sdpa`` or ``chunked``; ``benchmarks/bench_speed.py`` measures what each gives.
 """
 
 from __future__ import annotations
@@ -19,10 +26,13 @@ import types
 
 import torch
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from segment_anything.modeling.image_encoder import Attention, ImageEncoderViT, get_rel_pos
 from torch import nn
 
-MODES = ("eager", "sdpa")
+MODES = ("eager", "sdpa", "chunked")
+#: ``chunked``: query rows per band (times the key count: the largest score block held).
+CHUNK_QUERIES = 1024
 
 
 def _rel_pos_bias(q: torch.Tensor, module: Attention, hw: tuple[int, int]) -> torch.Tensor:
@@ -47,6 +57,58 @@ def _sdpa_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
     out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
     return self.proj(out)
+
+
+def _band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rh: torch.Tensor | None,
+          rw: torch.Tensor | None, scale: float, rows: int, w: int) -> torch.Tensor:
+    """segment_anything's attention for ``rows`` query rows: q (B, rows·w, C) against all
+    keys, with those rows' relative-position tables ``rh`` (rows, H, C) and ``rw``."""
+    attn = (q * scale) @ k.transpose(-2, -1)
+    if rh is not None:
+        b, _, c = q.shape
+        r_q = q.reshape(b, rows, w, c)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
+        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+        kh = rh.shape[1]
+        attn = (attn.view(b, rows, w, kh, -1) + rel_h[:, :, :, :, None]
+                + rel_w[:, :, :, None, :]).view(b, rows * w, -1)
+    return attn.softmax(dim=-1) @ v
+
+
+def _chunked_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
+    b, h, w, _ = x.shape
+    qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv.reshape(3, b * self.num_heads, h * w, -1).unbind(0)
+    rh = get_rel_pos(h, h, self.rel_pos_h) if self.use_rel_pos else None
+    rw = get_rel_pos(w, w, self.rel_pos_w) if self.use_rel_pos else None
+    step = max(1, CHUNK_QUERIES // w)
+    if h * w <= CHUNK_QUERIES:  # a window: small enough to keep as the library does
+        out = _band(q, k, v, rh, rw, self.scale, h, w)
+    else:
+        recompute = torch.is_grad_enabled()
+        bands = []
+        for r0 in range(0, h, step):
+            r1 = min(h, r0 + step)
+            args = (q[:, r0 * w:r1 * w], k, v, None if rh is None else rh[r0:r1], rw,
+                    self.scale, r1 - r0, w)
+            bands.append(checkpoint(_band, *args, use_reentrant=False) if recompute
+                         else _band(*args))
+        out = torch.cat(bands, dim=1)
+    out = out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+    return self.proj(out)
+
+
+def use_chunked(model: nn.Module) -> int:
+    """Compute every segment_anything ViT ``Attention`` in ``model`` in bands of query
+    rows, recomputed in the backward pass (see the module docstring); returns the count."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.forward = types.MethodType(_chunked_forward, module)
+            count += 1
+        if isinstance(module, ImageEncoderViT):
+            module.samlora_kernels = "chunked"  # the embedding cache keys entries by it
+    return count
 
 
 def use_sdpa(model: nn.Module) -> int:

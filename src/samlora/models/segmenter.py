@@ -172,7 +172,7 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
             encoders' own weights train too, i.e. full fine-tuning).
         backbone_cfg: ``backbones.<id>``: ``family`` (sam), ``arch``, ``img_size``,
             ``checkpoint`` (null = random weights, or file/url/bytes/sha256) and
-            ``attention`` (``eager``, the default, or ``sdpa``: :mod:`samlora.models.sdpa`).
+            ``attention`` (``eager``, the default, ``sdpa`` or ``chunked``: :mod:`samlora.models.sdpa`).
         models_dir: where official checkpoints live (default ``models/pretrained``).
         pretrained: False skips the checkpoint (random weights; parameter counts, tests).
 
@@ -182,7 +182,7 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     from samlora.models.checkpoints import fetch_checkpoint, load_sam_weights
     from samlora.models.sam import build_sam
     from samlora.models.sdpa import MODES as ATTENTION_MODES
-    from samlora.models.sdpa import use_sdpa
+    from samlora.models.sdpa import use_chunked, use_sdpa
 
     family = _get(backbone_cfg, "family", "sam")
     if family != "sam":
@@ -201,6 +201,9 @@ def build_segmenter(method_cfg: Mapping, backbone_cfg: Mapping, models_dir: Path
     if attention == "sdpa":
         log.info("SAM %s: %d attention blocks through scaled_dot_product_attention", arch,
                  use_sdpa(sam))
+    elif attention == "chunked":
+        log.info("SAM %s: %d attention blocks in bands of query rows, recomputed in the "
+                 "backward pass", arch, use_chunked(sam))
     spec = _get(backbone_cfg, "checkpoint")
     if spec and pretrained:
         path = fetch_checkpoint(spec, Path(models_dir) if models_dir else DEFAULT_MODELS_DIR)

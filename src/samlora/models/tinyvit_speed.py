@@ -66,3 +66,13 @@ def speed_up_tinyvit(encoder: nn.Module, fold: bool = True) -> int:
                 module.forward = types.MethodType(_conv_bn_forward, module)
                 count += 1
     return count
+
+
+def slow_down_tinyvit(encoder: nn.Module) -> None:
+    """Undo :func:`speed_up_tinyvit`: the library's layout and forward (benchmarks)."""
+    encoder.to(memory_format=torch.contiguous_format)
+    encoder.__dict__.pop("samlora_kernels", None)
+    for module in encoder.modules():
+        if type(module).__name__ == "Conv2d_BN":
+            module.__dict__.pop("forward", None)
+            module.__dict__.pop("_samlora_fold", None)

@@ -1,0 +1,180 @@
+"""One process of bench_speed.py: the plain loop and samlora's step, alternated.
+
+Both sides train the same model (params.yaml's method, random weights, deep-copied so the
+weights start equal) on the same batch:
+
+- ``plain``: the obvious loop, ``loss = loss_fn(model(x), y); loss.backward();
+  clip_grad_norm_; opt.step(); opt.zero_grad()`` with AdamW, fp32, the library's attention;
+- ``samlora`` (plus levers): :func:`samlora.training.loop.train_one_epoch` on a one-batch
+  loader, the step every run takes, with the variant's levers on the model.
+
+Tokens of a variant (joined by ``+``): ``sdpa`` (``attention: sdpa``), ``bf16`` (autocast),
+``tinyvit`` (LiteMedSAM's faster TinyViT), ``chunked`` (attention in bands of query rows,
+recomputed in the backward pass: ``attention: chunked``), ``compile`` (``torch.compile`` of the model's
+forward; the first step's extra time is reported as the compile cost).
+"""
+
+from __future__ import annotations
+
+import copy
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+
+def setup(size: int, method_name: str, backbone_name: str | None):
+    from samlora.config import load_config
+    from samlora.losses import build_loss
+    from samlora.models.registry import build_model
+
+    cfg = load_config([REPO / "params.yaml"])
+    method = dict(cfg.methods[method_name])
+    backbone = dict(cfg.backbones[backbone_name or method["backbone"]]) | {"img_size": size}
+    if backbone.get("arch") == "sam":
+        backbone["attention"] = "eager"
+    torch.manual_seed(0)
+    model = build_model(method, backbone, pretrained=False).train()
+    loss_fn = build_loss(method["loss"])
+    x = torch.rand(1, 3, size, size) * 255
+    y = (torch.rand(1, 1, size, size) > 0.9).float()
+    return model, loss_fn, x, y, float(cfg.train.grad_clip)
+
+
+def plain_model(model):
+    """The library's model: undo samlora's default kernels where it has them (LiteMedSAM)."""
+    from samlora.models.tinyvit_speed import slow_down_tinyvit
+
+    if getattr(getattr(model, "sam", None), "image_encoder", None) is not None:
+        slow_down_tinyvit(model.sam.image_encoder)
+    return model
+
+
+def with_levers(model, variant: str):
+    """A deep copy of ``model`` (same weights) with ``variant``'s levers; (copy, bf16)."""
+    from samlora.models.sdpa import use_sdpa
+    from samlora.models.tinyvit_speed import speed_up_tinyvit
+
+    other = copy.deepcopy(model)
+    tokens = set(variant.split("+"))
+    if "sdpa" in tokens:
+        use_sdpa(other)
+    if "tinyvit" in tokens:
+        speed_up_tinyvit(other.sam.image_encoder)
+    if "chunked" in tokens:
+        from samlora.models.sdpa import use_chunked
+
+        use_chunked(other)
+    if "compile" in tokens:
+        other.forward = torch.compile(other.forward)
+    return other.train(), "bf16" in tokens
+
+
+def trainable(model) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def plain_step(model, loss_fn, opt, x, y, clip: float) -> float:
+    loss, _ = loss_fn(model(x), y)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable(model), clip)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
+def samlora_step(model, loss_fn, opt, sched, batch, clip: float, bf16: bool) -> float:
+    from samlora.training.loop import train_one_epoch
+    from samlora.training.precision import Precision
+
+    rc = {"train": {"grad_accum": 1, "grad_clip": clip, "log_every": 1000}}
+    precision = Precision("bf16" if bf16 else "fp32", torch.device("cpu"))
+    return train_one_epoch(model, [batch], loss_fn, opt, sched, rc, torch.device("cpu"),
+                           "bench", precision=precision)
+
+
+def grads(model, loss_fn, x, y, bf16: bool) -> tuple[float, list[torch.Tensor]]:
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    loss, _ = loss_fn(logits.float(), y)
+    loss.backward()
+    params = trainable(model)
+    out = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+           for p in params]  # the IoU head gets none in a prompt-free step
+    for p in params:
+        p.grad = None
+    return float(loss.detach()), out
+
+
+def timed(fn) -> tuple[float, int, float]:
+    """(seconds, minor page faults, kernel seconds) of one call."""
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    fn()
+    t1, r1 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+    return t1 - t0, r1.ru_minflt - r0.ru_minflt, r1.ru_stime - r0.ru_stime
+
+
+def child(size: int, variant: str, pairs: int, method: str, backbone: str | None) -> dict:
+    """Alternate the plain and samlora steps in this process (see the module docstring)."""
+    from samlora.utils.allocator import current
+
+    base, loss_fn, x, y, clip = setup(size, method, backbone)
+    plain = plain_model(copy.deepcopy(base))
+    lever, bf16 = with_levers(base, variant)
+    out: dict = {"variant": variant, "method": method, "backbone": backbone, "size": size,
+                 "threads": torch.get_num_threads(), "allocator": current()}
+    ref_loss, ref = grads(plain, loss_fn, x, y, False)  # semantics, on the same weights
+    loss, got = grads(lever, loss_fn, x, y, bf16)
+    out["loss_rel_diff"] = abs(loss - ref_loss) / abs(ref_loss)
+    # relative to the largest reference gradient: a parameter whose gradient is ~0 would
+    # turn rounding into an arbitrarily large per-parameter ratio
+    diff = max(float((g - r).abs().max()) for g, r in zip(got, ref))
+    out["grad_max_abs_diff"] = diff
+    out["grad_rel_diff"] = diff / max(float(r.abs().max()) for r in ref)
+    popt = torch.optim.AdamW(trainable(plain), lr=1e-4)
+    lopt = torch.optim.AdamW(trainable(lever), lr=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(lopt, lambda _: 1.0)
+    batch = {"image": x, "mask": y}
+    run_plain = lambda: plain_step(plain, loss_fn, popt, x, y, clip)  # noqa: E731
+    run_lever = lambda: samlora_step(lever, loss_fn, lopt, sched, batch, clip, bf16)  # noqa: E731
+    first_plain, first_lever = timed(run_plain), timed(run_lever)  # warm-up (and compile)
+    times: dict[str, list] = {"plain": [], "samlora": []}
+    for _ in range(pairs):
+        times["plain"].append(timed(run_plain))
+        times["samlora"].append(timed(run_lever))
+    p, v = times["plain"], times["samlora"]
+    out["plain_s"] = [round(t, 3) for t, _, _ in p]
+    out["samlora_s"] = [round(t, 3) for t, _, _ in v]
+    out["first_step_s"] = {"plain": round(first_plain[0], 3), "samlora": round(first_lever[0], 3)}
+    ratios = [b[0] / a[0] for a, b in zip(p, v)]
+    out["ratio_median"] = statistics.median(ratios)
+    out["ratio_spread"] = [min(ratios), max(ratios)]
+    out["page_faults_per_step"] = {"plain": statistics.median(f for _, f, _ in p),
+                                   "samlora": statistics.median(f for _, f, _ in v)}
+    out["kernel_s_per_step"] = {"plain": statistics.median(k for _, _, k in p),
+                                "samlora": statistics.median(k for _, _, k in v)}
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def peak_rss_child(size: int, variant: str, steps: int, method: str,
+                   backbone: str | None) -> dict:
+    """Peak RSS of samlora's step alone (no plain model beside it) after ``steps`` steps."""
+    base, loss_fn, x, y, clip = setup(size, method, backbone)
+    model, bf16 = with_levers(base, variant)
+    del base
+    opt = torch.optim.AdamW(trainable(model), lr=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    secs = [timed(lambda: samlora_step(model, loss_fn, opt, sched, {"image": x, "mask": y},
+                                       clip, bf16))[0] for _ in range(steps)]
+    from samlora.utils.allocator import current
+
+    return {"variant": variant, "size": size, "allocator": current(),
+            "step_s": [round(s, 3) for s in secs],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
