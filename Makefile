@@ -59,6 +59,15 @@ bench: venv jemalloc
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_metrics.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cache.py --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_cost.py --out benchmarks/results.json
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --size 512 --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --size 1024 --pairs 2 \
+		--rounds 2 --variants chunked sdpa bf16 --allocators auto hugepages glibc-thresholds \
+		--allocator-variant chunked --peak samlora chunked --predict samlora chunked \
+		--out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --method sam2lora \
+		--backbone sam2_hiera_t --size 1024 --pairs 2 --rounds 2 --variants bf16 --allocators auto \
+		--predict samlora --out benchmarks/results.json
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --backbone litemedsam \
-		--size 256 --variants tinyvit tinyvit+bf16 --allocators --out benchmarks/results.json
+		--size 256 --variants tinyvit tinyvit+bf16 --allocators auto --allocator-variant tinyvit \
+		--predict samlora tinyvit --out benchmarks/results.json
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/bench_speed.py --size 512 --pairs 3 \
+		--variants compile --allocators --out benchmarks/results.json

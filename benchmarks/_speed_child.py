@@ -6,7 +6,8 @@ weights start equal) on the same batch:
 - ``plain``: the obvious loop, ``loss = loss_fn(model(x), y); loss.backward();
   clip_grad_norm_; opt.step(); opt.zero_grad()`` with AdamW, fp32, the library's attention;
 - ``samlora`` (plus levers): :func:`samlora.training.loop.train_one_epoch` on a one-batch
-  loader, the step every run takes, with the variant's levers on the model.
+  loader, the step every run takes, on the library's model code plus the variant's levers
+  (samlora's defaults are levers here: ``chunked`` for SAM ViT-B, ``tinyvit`` for LiteMedSAM).
 
 Tokens of a variant (joined by ``+``): ``sdpa`` (``attention: sdpa``), ``bf16`` (autocast),
 ``tinyvit`` (LiteMedSAM's faster TinyViT), ``chunked`` (attention in bands of query rows,
@@ -37,22 +38,25 @@ def setup(size: int, method_name: str, backbone_name: str | None):
     cfg = load_config([REPO / "params.yaml"])
     method = dict(cfg.methods[method_name])
     backbone = dict(cfg.backbones[backbone_name or method["backbone"]]) | {"img_size": size}
-    if backbone.get("arch") == "sam":
-        backbone["attention"] = "eager"
     torch.manual_seed(0)
-    model = build_model(method, backbone, pretrained=False).train()
+    model = library_code(build_model(method, backbone, pretrained=False).train())
     loss_fn = build_loss(method["loss"])
     x = torch.rand(1, 3, size, size) * 255
     y = (torch.rand(1, 1, size, size) > 0.9).float()
     return model, loss_fn, x, y, float(cfg.train.grad_clip)
 
 
-def plain_model(model):
-    """The library's model: undo samlora's default kernels where it has them (LiteMedSAM)."""
+def library_code(model):
+    """The model as its library runs it: samlora's default kernels undone (params.yaml's
+    ``attention: chunked`` on SAM ViTs, the faster TinyViT on LiteMedSAM); the variant's
+    tokens put levers back one by one."""
+    from samlora.models.sdpa import use_eager
     from samlora.models.tinyvit_speed import slow_down_tinyvit
 
-    if getattr(getattr(model, "sam", None), "image_encoder", None) is not None:
-        slow_down_tinyvit(model.sam.image_encoder)
+    encoder = getattr(getattr(model, "sam", None), "image_encoder", None)
+    if encoder is not None:
+        use_eager(model)
+        slow_down_tinyvit(encoder)
     return model
 
 
@@ -80,8 +84,17 @@ def trainable(model) -> list[torch.nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def forward_loss(model, loss_fn, x, y) -> torch.Tensor:
+    """The loss of one prompt-free batch (with the predicted IoU where the loss weighs it,
+    as SAM2LoRA's does)."""
+    if getattr(loss_fn, "needs_iou", False):
+        logits, iou = model.forward_with_iou(x, None)
+        return loss_fn(logits.float(), y, iou.float())[0]
+    return loss_fn(model(x).float(), y)[0]
+
+
 def plain_step(model, loss_fn, opt, x, y, clip: float) -> float:
-    loss, _ = loss_fn(model(x), y)
+    loss = forward_loss(model, loss_fn, x, y)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(trainable(model), clip)
     opt.step()
@@ -101,8 +114,7 @@ def samlora_step(model, loss_fn, opt, sched, batch, clip: float, bf16: bool) -> 
 
 def grads(model, loss_fn, x, y, bf16: bool) -> tuple[float, list[torch.Tensor]]:
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        logits = model(x)
-    loss, _ = loss_fn(logits.float(), y)
+        loss = forward_loss(model, loss_fn, x, y)
     loss.backward()
     params = trainable(model)
     out = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
@@ -125,7 +137,7 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
     from samlora.utils.allocator import current
 
     base, loss_fn, x, y, clip = setup(size, method, backbone)
-    plain = plain_model(copy.deepcopy(base))
+    plain = copy.deepcopy(base)
     lever, bf16 = with_levers(base, variant)
     out: dict = {"variant": variant, "method": method, "backbone": backbone, "size": size,
                  "threads": torch.get_num_threads(), "allocator": current()}

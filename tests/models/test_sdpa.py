@@ -75,6 +75,16 @@ def test_bf16_autocast_stays_close(dtype) -> None:
     assert (out - ref).abs().max() / ref.abs().max() < 0.05  # bf16's 8-bit mantissa
 
 
+def test_params_yaml_runs_vit_b_with_chunked_attention() -> None:
+    """The 1024² ViT-B step's memory (bench_speed.py: 9.3 GB eager, 5.1 GB chunked)."""
+    from pathlib import Path
+
+    from samlora.config import load_config
+
+    cfg = load_config([Path(__file__).resolve().parents[2] / "params.yaml"])
+    assert cfg.backbones.sam_vit_b.attention == "chunked"
+
+
 def test_the_backbone_switch_routes_the_built_model(caplog) -> None:
     import logging
 
@@ -89,6 +99,9 @@ def test_the_backbone_switch_routes_the_built_model(caplog) -> None:
     assert switched and len(switched) == len(model.sam.image_encoder.blocks)
     eager = build_model(method, backbone, pretrained=False)
     assert not [m for m in eager.modules() if "forward" in m.__dict__]
+    chunked = build_model(method, backbone | {"attention": "chunked"}, pretrained=False)
+    assert chunked.sam.image_encoder.samlora_kernels == "chunked"
+    assert "bands of query rows" in caplog.text
     with pytest.raises(ValueError, match="attention 'flash' is not one of"):
         build_model(method, backbone | {"attention": "flash"}, pretrained=False)
 
