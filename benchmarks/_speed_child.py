@@ -153,8 +153,8 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
     lopt = torch.optim.AdamW(trainable(lever), lr=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(lopt, lambda _: 1.0)
     batch = {"image": x, "mask": y}
-    run_plain = lambda: plain_step(plain, loss_fn, popt, x, y, clip)  # noqa: E731
-    run_lever = lambda: samlora_step(lever, loss_fn, lopt, sched, batch, clip, bf16)  # noqa: E731
+    run_plain = lambda: plain_step(plain, loss_fn, popt, x, y, clip)
+    run_lever = lambda: samlora_step(lever, loss_fn, lopt, sched, batch, clip, bf16)
     first_plain, first_lever = timed(run_plain), timed(run_lever)  # warm-up (and compile)
     times: dict[str, list] = {"plain": [], "samlora": []}
     for _ in range(pairs):

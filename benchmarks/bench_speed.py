@@ -108,7 +108,8 @@ def _run_child(mode: str, variant: str, args, env: dict | None = None) -> dict:
     extra = ["--backbone", args.backbone] if args.backbone else []
     cmd = [sys.executable, __file__, mode, variant, "--size", str(args.size), "--pairs",
            str(args.pairs), "--method", args.method, *extra]
-    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                         env={**os.environ, **(env or {})})
     if res.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     row = json.loads(res.stdout.strip().splitlines()[-1])

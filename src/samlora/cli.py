@@ -14,7 +14,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
 from samlora.config import ConfigError, load_config
 
 log = logging.getLogger("samlora")

@@ -26,9 +26,9 @@ import types
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from segment_anything.modeling.image_encoder import Attention, ImageEncoderViT, get_rel_pos
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 MODES = ("eager", "sdpa", "chunked")
 #: ``chunked``: query rows per band (times the key count: the largest score block held).

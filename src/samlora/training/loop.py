@@ -22,14 +22,13 @@ from samlora.training.data import (
     run_datasets,
     train_loader,
 )
+from samlora.training.identity import run_hash
+from samlora.training.manifest import build_manifest
 from samlora.training.optim import build_optimizer, build_schedule, epochs_needed, total_steps
 from samlora.training.precision import Precision
-from samlora.training.manifest import build_manifest
 from samlora.training.progress import progress
-from samlora.training.select import Selection, validation_due
 from samlora.training.prompted import PromptFn, model_step, prompt_settings, training_prompts
-from samlora.training.identity import run_hash
-from samlora.utils import allocator
+from samlora.training.select import Selection, validation_due
 from samlora.training.state import (
     LAST,
     WEIGHTS,
@@ -39,6 +38,7 @@ from samlora.training.state import (
     save_resume_state,
     save_weights,
 )
+from samlora.utils import allocator
 
 log = logging.getLogger(__name__)
 
