@@ -12,7 +12,7 @@ weights start equal) on the same batch:
 Tokens of a variant (joined by ``+``): ``sdpa`` (``attention: sdpa``), ``bf16`` (autocast),
 ``tinyvit`` (LiteMedSAM's faster TinyViT), ``chunked`` (attention in bands of query rows,
 recomputed in the backward pass: ``attention: chunked``), ``compile`` (``torch.compile`` of the model's
-forward; the first step's extra time is reported as the compile cost).
+forward; ``first_call_s``, the first forward and backward, holds the compile time).
 """
 
 from __future__ import annotations
@@ -133,7 +133,8 @@ def timed(fn) -> tuple[float, int, float]:
 
 
 def child(size: int, variant: str, pairs: int, method: str, backbone: str | None) -> dict:
-    """Alternate the plain and samlora steps in this process (see the module docstring)."""
+    """Alternate the plain and samlora steps in this process, each pair in the other order
+    than the last (see the module docstring)."""
     from samlora.utils.allocator import current
 
     base, loss_fn, x, y, clip = setup(size, method, backbone)
@@ -141,8 +142,12 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
     lever, bf16 = with_levers(base, variant)
     out: dict = {"variant": variant, "method": method, "backbone": backbone, "size": size,
                  "threads": torch.get_num_threads(), "allocator": current()}
+    t0 = time.perf_counter()
     ref_loss, ref = grads(plain, loss_fn, x, y, False)  # semantics, on the same weights
-    loss, got = grads(lever, loss_fn, x, y, bf16)
+    t1 = time.perf_counter()
+    loss, got = grads(lever, loss_fn, x, y, bf16)  # torch.compile compiles here
+    out["first_call_s"] = {"plain": round(t1 - t0, 3),
+                           "samlora": round(time.perf_counter() - t1, 3)}
     out["loss_rel_diff"] = abs(loss - ref_loss) / abs(ref_loss)
     # relative to the largest reference gradient: a parameter whose gradient is ~0 would
     # turn rounding into an arbitrarily large per-parameter ratio
@@ -157,9 +162,10 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
     run_lever = lambda: samlora_step(lever, loss_fn, lopt, sched, batch, clip, bf16)
     first_plain, first_lever = timed(run_plain), timed(run_lever)  # warm-up (and compile)
     times: dict[str, list] = {"plain": [], "samlora": []}
-    for _ in range(pairs):
-        times["plain"].append(timed(run_plain))
-        times["samlora"].append(timed(run_lever))
+    for i in range(pairs):  # A B, B A, A B, ...: neither side always runs second
+        order = (("plain", run_plain), ("samlora", run_lever))
+        for name, run in order if i % 2 == 0 else order[::-1]:
+            times[name].append(timed(run))
     p, v = times["plain"], times["samlora"]
     out["plain_s"] = [round(t, 3) for t, _, _ in p]
     out["samlora_s"] = [round(t, 3) for t, _, _ in v]
