@@ -227,12 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
 MODEL_STEPS = ("train", "predict")
 
 
-def main(argv: Sequence[str] | None = None, restart: bool = False) -> int:
-    """Entry point of ``python -m samlora``; returns the process exit code.
+def main(argv: Sequence[str] | None = None, restart: bool | None = None) -> int:
+    """Entry point of ``python -m samlora`` and the ``samlora`` command; returns the
+    process exit code.
 
-    ``restart`` (``python -m samlora`` only): a step of :data:`MODEL_STEPS` first restarts
-    the process under the memory allocator of ``train.allocator``
-    (:mod:`samlora.utils.allocator`).
+    ``restart`` (default: when ``argv`` is None, i.e. the process's own command line): a
+    step of :data:`MODEL_STEPS` first restarts the process under the memory allocator of
+    ``train.allocator`` (:mod:`samlora.utils.allocator`). A call with an explicit ``argv``
+    (a test, another program) runs in the calling process as it is.
 
     Every error a user can cause (bad params, missing or broken files, downloads, a full
     or read-only disk) is logged as one line naming the file or key and exits with 2; an
@@ -245,7 +247,7 @@ def main(argv: Sequence[str] | None = None, restart: bool = False) -> int:
     debug = args.debug or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         cfg = load_config(args.params or [Path("params.yaml")], args.overrides)
-        if restart and args.step in MODEL_STEPS:
+        if (argv is None if restart is None else restart) and args.step in MODEL_STEPS:
             from samlora.utils.allocator import restart_with
 
             restart_with(str(cfg.train.get("allocator", "auto")),
