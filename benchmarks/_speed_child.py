@@ -25,9 +25,11 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import peak_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+CPU = torch.device("cpu")
 
 
 def setup(size: int, method_name: str, backbone_name: str | None):
@@ -62,7 +64,7 @@ def library_code(model):
 
 def with_levers(model, variant: str):
     """A deep copy of ``model`` (same weights) with ``variant``'s levers; (copy, bf16)."""
-    from samlora.models.sdpa import use_sdpa
+    from samlora.models.sdpa import use_chunked, use_sdpa
     from samlora.models.tinyvit_speed import speed_up_tinyvit
 
     other = copy.deepcopy(model)
@@ -72,8 +74,6 @@ def with_levers(model, variant: str):
     if "tinyvit" in tokens:
         speed_up_tinyvit(other.sam.image_encoder)
     if "chunked" in tokens:
-        from samlora.models.sdpa import use_chunked
-
         use_chunked(other)
     if "compile" in tokens:
         other.forward = torch.compile(other.forward)
@@ -107,9 +107,9 @@ def samlora_step(model, loss_fn, opt, sched, batch, clip: float, bf16: bool) -> 
     from samlora.training.precision import Precision
 
     rc = {"train": {"grad_accum": 1, "grad_clip": clip, "log_every": 1000}}
-    precision = Precision("bf16" if bf16 else "fp32", torch.device("cpu"))
-    return train_one_epoch(model, [batch], loss_fn, opt, sched, rc, torch.device("cpu"),
-                           "bench", precision=precision)
+    precision = Precision("bf16" if bf16 else "fp32", CPU)
+    return train_one_epoch(model, [batch], loss_fn, opt, sched, rc, CPU, "bench",
+                           precision=precision)
 
 
 def grads(model, loss_fn, x, y, bf16: bool) -> tuple[float, list[torch.Tensor]]:
@@ -177,13 +177,15 @@ def child(size: int, variant: str, pairs: int, method: str, backbone: str | None
                                    "samlora": statistics.median(f for _, f, _ in v)}
     out["kernel_s_per_step"] = {"plain": statistics.median(k for _, _, k in p),
                                 "samlora": statistics.median(k for _, _, k in v)}
-    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["peak_rss_mb"] = peak_bytes(CPU) / 2**20
     return out
 
 
 def peak_rss_child(size: int, variant: str, steps: int, method: str,
                    backbone: str | None) -> dict:
     """Peak RSS of samlora's step alone (no plain model beside it) after ``steps`` steps."""
+    from samlora.utils.allocator import current
+
     base, loss_fn, x, y, clip = setup(size, method, backbone)
     model, bf16 = with_levers(base, variant)
     del base
@@ -191,8 +193,6 @@ def peak_rss_child(size: int, variant: str, steps: int, method: str,
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     secs = [timed(lambda: samlora_step(model, loss_fn, opt, sched, {"image": x, "mask": y},
                                        clip, bf16))[0] for _ in range(steps)]
-    from samlora.utils.allocator import current
-
     return {"variant": variant, "size": size, "allocator": current(),
             "step_s": [round(s, 3) for s in secs],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_bytes(CPU) / 2**20}

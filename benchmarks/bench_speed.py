@@ -95,13 +95,13 @@ def predict_rate(method: str, backbone: str | None, size: int, variant: str,
         for _ in range(batches):
             model(x)
         dt = time.perf_counter() - t0
-    import resource
+    from _timing import peak_bytes
 
     from samlora.utils.allocator import current
 
     return {"variant": variant, "size": size, "batch": batch, "allocator": current(),
             "images_per_s": batch * batches / dt,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": peak_bytes(torch.device("cpu")) / 2**20}
 
 
 def _run_child(mode: str, variant: str, args, env: dict | None = None) -> dict:

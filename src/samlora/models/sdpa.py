@@ -23,6 +23,7 @@ The backbone's ``attention`` switches them: ``eager`` (the library's code, defau
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -35,16 +36,21 @@ MODES = ("eager", "sdpa", "chunked")
 CHUNK_QUERIES = 1024
 
 
+def _rel_terms(r_q: torch.Tensor, rh: torch.Tensor, rw: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``add_decomposed_rel_pos``'s two terms for queries ``r_q`` (B, rows, W, C) and the
+    rows' tables ``rh`` (rows, kH, C), ``rw`` (W, kW, C): (B, rows, W, kH) and (…, kW)."""
+    return (torch.einsum("bhwc,hkc->bhwk", r_q, rh),
+            torch.einsum("bhwc,wkc->bhwk", r_q, rw))
+
+
 def _rel_pos_bias(q: torch.Tensor, module: Attention, hw: tuple[int, int]) -> torch.Tensor:
     """The decomposed relative-position bias (B, heads, HW, HW) for queries ``q`` (B,
     heads, HW, C), as ``add_decomposed_rel_pos`` adds it to the scores."""
     h, w = hw
     b, heads, _, c = q.shape
-    rh = get_rel_pos(h, h, module.rel_pos_h)
-    rw = get_rel_pos(w, w, module.rel_pos_w)
-    r_q = q.reshape(b * heads, h, w, c)
-    rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
-    rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
+    rel_h, rel_w = _rel_terms(q.reshape(b * heads, h, w, c), get_rel_pos(h, h, module.rel_pos_h),
+                              get_rel_pos(w, w, module.rel_pos_w))
     bias = rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]
     return bias.reshape(b, heads, h * w, h * w)
 
@@ -66,11 +72,8 @@ def _band(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rh: torch.Tensor | 
     attn = (q * scale) @ k.transpose(-2, -1)
     if rh is not None:
         b, _, c = q.shape
-        r_q = q.reshape(b, rows, w, c)
-        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, rh)
-        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, rw)
-        kh = rh.shape[1]
-        attn = (attn.view(b, rows, w, kh, -1) + rel_h[:, :, :, :, None]
+        rel_h, rel_w = _rel_terms(q.reshape(b, rows, w, c), rh, rw)
+        attn = (attn.view(b, rows, w, rh.shape[1], -1) + rel_h[:, :, :, :, None]
                 + rel_w[:, :, :, None, :]).view(b, rows * w, -1)
     return attn.softmax(dim=-1) @ v
 
@@ -98,34 +101,33 @@ def _chunked_forward(self: Attention, x: torch.Tensor) -> torch.Tensor:
     return self.proj(out)
 
 
-def use_chunked(model: nn.Module) -> int:
-    """Compute every segment_anything ViT ``Attention`` in ``model`` in bands of query
-    rows, recomputed in the backward pass (see the module docstring); returns the count."""
+def _swap(model: nn.Module, forward: Callable[..., torch.Tensor], kernels: str) -> int:
+    """Give every segment_anything ViT ``Attention`` in ``model`` this ``forward`` and mark
+    its encoder with ``kernels`` (the embedding cache keys entries by it); the count."""
     count = 0
     for module in model.modules():
         if isinstance(module, Attention):
-            module.forward = types.MethodType(_chunked_forward, module)
+            module.forward = types.MethodType(forward, module)
             count += 1
         if isinstance(module, ImageEncoderViT):
-            module.samlora_kernels = "chunked"  # the embedding cache keys entries by it
+            module.samlora_kernels = kernels
     return count
+
+
+def use_chunked(model: nn.Module) -> int:
+    """Compute every segment_anything ViT ``Attention`` in ``model`` in bands of query
+    rows, recomputed in the backward pass (see the module docstring); returns the count."""
+    return _swap(model, _chunked_forward, "chunked")
 
 
 def use_sdpa(model: nn.Module) -> int:
     """Route every segment_anything ViT ``Attention`` in ``model`` through SDPA; returns
     how many modules were switched (0 for TinyViT, whose attention is another class)."""
-    count = 0
-    for module in model.modules():
-        if isinstance(module, Attention):
-            module.forward = types.MethodType(_sdpa_forward, module)
-            count += 1
-        if isinstance(module, ImageEncoderViT):
-            module.samlora_kernels = "sdpa"  # the embedding cache keys entries by it
-    return count
+    return _swap(model, _sdpa_forward, "sdpa")
 
 
 def use_eager(model: nn.Module) -> None:
-    """Undo :func:`use_sdpa` (the class's own forward again)."""
+    """Undo :func:`use_sdpa` or :func:`use_chunked` (the class's own forward again)."""
     for module in model.modules():
         if isinstance(module, Attention) and "forward" in module.__dict__:
             del module.forward
